@@ -1,0 +1,266 @@
+//! The `weir` command line: flags in, a [`Config`] built, the library
+//! called, an exit code out. Ctrl-C and SIGTERM become a clean shutdown.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use futures::future::join_all;
+
+use crate::config::Config;
+use crate::runtime::Host;
+use crate::{builtin, plugins};
+
+const ABOUT: &str = "Run sandboxed WebAssembly agents against MCP servers, \
+                     one persistent session per server.";
+
+const LONG_ABOUT: &str = "\
+weir runs agent plugins (WebAssembly components) in a sandbox. Their only way
+out is an MCP tool call, which weir makes on the one session it keeps open to
+each server: no agent can open a connection of its own, so none can flood a
+server with them.
+
+Without --config, weir offers its built-in server `builtin` (tools echo, add,
+now, kv_set, kv_get). With a config file, the servers it lists are added, in
+the `mcpServers` format MCP clients already use:
+
+  {\"mcpServers\": {\"time\": {\"command\": \"uvx\", \"args\": [\"mcp-server-time\"]}}}
+
+Examples:
+  weir run hello.wasm --input world
+  weir run fanout --plugins ./wasm --config servers.json --input-file job.json
+  weir list --config servers.json";
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace. RUST_LOG,
+    /// when set, overrides it.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an agent plugin once and print its answer on stdout.
+    Run(RunArgs),
+    /// List the plugins, the MCP servers and the tools each offers.
+    List(CommonArgs),
+    /// Serve the built-in MCP server on stdio (weir starts this itself).
+    #[command(name = "builtin-server", hide = true)]
+    BuiltinServer,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// MCP servers file (JSON with "mcpServers", and optionally "weir"
+    /// settings). Without it only the built-in server is available.
+    #[arg(short, long, env = "WEIR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of plugins (NAME.wasm), where PLUGIN names are looked up.
+    /// Overrides `weir.plugins_dir` in the config.
+    #[arg(short, long, env = "WEIR_PLUGINS", value_name = "DIR")]
+    plugins: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A .wasm file, or the name of a plugin in the plugins directory.
+    plugin: String,
+    /// The plugin's input. Without --input or --input-file, stdin is read
+    /// when it is not a terminal.
+    #[arg(short, long, conflicts_with = "input_file")]
+    input: Option<String>,
+    /// Read the plugin's input from this file.
+    #[arg(long, value_name = "FILE")]
+    input_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Entry point of the `weir` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::List(args) => list(args).await,
+            Command::BuiltinServer => builtin::serve_stdio()
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .context("built-in server"),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(args: &CommonArgs) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.plugins {
+        config.plugins_dir = Some(dir.clone());
+    }
+    Ok(config)
+}
+
+fn read_input(args: &RunArgs) -> Result<String> {
+    if let Some(input) = &args.input {
+        return Ok(input.clone());
+    }
+    if let Some(path) = &args.input_file {
+        return std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read input file {}", path.display()));
+    }
+    let mut input = String::new();
+    if !std::io::stdin().is_terminal() {
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("cannot read input from stdin")?;
+    }
+    Ok(input)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let input = read_input(&args)?;
+    let host = Host::new(config, None)?;
+    let plugin = match host.load(&args.plugin) {
+        Ok(p) => p,
+        Err(e) => {
+            host.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    let outcome = tokio::select! {
+        result = host.run(&plugin, &input) => Some(result),
+        () = shutdown_signal() => None,
+    };
+    // Always, whatever happened: no server process outlives weir.
+    host.shutdown().await;
+    Ok(match outcome {
+        None => {
+            eprintln!("weir: interrupted; every session is closed");
+            ExitCode::from(130)
+        }
+        Some(Ok(output)) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Some(Err(e)) => {
+            eprintln!("error: plugin `{}`: {e}", plugin.name());
+            ExitCode::FAILURE
+        }
+    })
+}
+
+async fn list(args: CommonArgs) -> Result<ExitCode> {
+    let config = load_config(&args)?;
+    let host = Host::new(config, None)?;
+    let mut ok = true;
+
+    match &host.config().plugins_dir {
+        Some(dir) => match plugins::list(dir) {
+            Ok(names) => {
+                println!("Plugins in {}:", dir.display());
+                for name in &names {
+                    let status = match host.load(name) {
+                        Ok(_) => "ok".to_owned(),
+                        Err(e) => {
+                            ok = false;
+                            format!("error: {e}")
+                        }
+                    };
+                    println!("  {name:<24} {status}");
+                }
+                if names.is_empty() {
+                    println!("  (none)");
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("Plugins: {e}");
+            }
+        },
+        None => println!("Plugins: no plugins directory (use --plugins DIR)"),
+    }
+
+    println!("Servers:");
+    let sessions = host.sessions();
+    let names: Vec<&str> = sessions.server_names().collect();
+    let lists = tokio::select! {
+        lists = join_all(names.iter().map(|n| sessions.server_tools(n))) => Some(lists),
+        () = shutdown_signal() => None,
+    };
+    for (name, tools) in names.iter().zip(lists.into_iter().flatten()) {
+        match tools {
+            Ok(tools) => {
+                println!("  {name} ({} tools)", tools.len());
+                for tool in tools {
+                    let description = tool.description.unwrap_or_default();
+                    let first_line = description.lines().next().unwrap_or("");
+                    println!("    {:<28} {first_line}", tool.name);
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("  {name}: {e}");
+            }
+        }
+    }
+    host.shutdown().await;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,536 @@
+//! The configuration file: the `mcpServers` JSON that MCP clients already
+//! use, plus weir's own `weir` section.
+//!
+//! Parse, then validate: [`RawConfig`] mirrors the file as serde sees it;
+//! [`Config::from_json`] turns it into a checked [`Config`] whose every error
+//! names the file, the server and the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Name under which the embedded default server is offered.
+pub const BUILTIN_SERVER: &str = "builtin";
+
+/// Environment variables a stdio server inherits from weir's own
+/// environment. Everything else (tokens of other servers, say) stays out
+/// unless the server's `env` names it — the same default as the MCP SDKs.
+pub const INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ",
+];
+
+/// A checked configuration: everything the host needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages; `None` for the built-in default.
+    pub source: Option<PathBuf>,
+    /// MCP servers by name. A name is how plugins address a server.
+    pub servers: BTreeMap<String, ServerConfig>,
+    /// Where `weir run NAME` looks for `NAME.wasm`.
+    pub plugins_dir: Option<PathBuf>,
+    /// Limits applied to every plugin run.
+    pub limits: RunLimits,
+    /// Timeouts of the session manager.
+    pub sessions: SessionSettings,
+}
+
+/// One MCP server the host may open a session to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerConfig {
+    /// A child process speaking MCP over its stdin/stdout.
+    Stdio(StdioServer),
+    /// weir's own embedded server, run as a child process of the `weir`
+    /// binary so that it goes through the same session path as any other.
+    Builtin,
+}
+
+/// How to start a stdio server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StdioServer {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Added to [`INHERITED_ENV`]; wins over it.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+}
+
+/// Limits of one plugin run. Each is a ceiling that ends only that run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLimits {
+    /// Linear memory a plugin may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock time of a whole run, time spent waiting in `call-tool`
+    /// included: a plugin that waits forever is as stuck as one that loops.
+    pub deadline: Duration,
+    /// Bytes of stdout and of stderr kept per run; the rest is dropped (and
+    /// counted), so a chatty plugin cannot fill the host's memory.
+    pub output_bytes: usize,
+    /// Runs in flight at once across the host; each holds one instance slot
+    /// of the pooling allocator, so this also sizes the pool.
+    pub max_concurrent_runs: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_secs(30),
+            output_bytes: 64 << 10,
+            max_concurrent_runs: 256,
+        }
+    }
+}
+
+/// Timeouts of the session manager.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSettings {
+    /// One `tools/call` round trip; past it the call is cancelled at the
+    /// server and the plugin gets `timeout`.
+    pub call_timeout: Duration,
+    /// Process start plus `initialize` plus the first `tools/list`.
+    pub startup_timeout: Duration,
+    /// On shutdown, how long a server gets to exit after its stdin closes
+    /// before it is sent SIGTERM, and again before SIGKILL.
+    pub shutdown_grace: Duration,
+    /// After a failed start, calls fail fast for this long instead of each
+    /// spawning a doomed process (no restart storm).
+    pub restart_cooldown: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(60),
+            startup_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(2),
+            restart_cooldown: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for Config {
+    /// No file: the built-in server only.
+    fn default() -> Self {
+        Self {
+            source: None,
+            servers: BTreeMap::from([(BUILTIN_SERVER.to_owned(), ServerConfig::Builtin)]),
+            plugins_dir: None,
+            limits: RunLimits::default(),
+            sessions: SessionSettings::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `location` is a path into the document (`mcpServers.fs.env.TOKEN`)
+    /// or a line and column for JSON syntax errors.
+    #[error("config file {path}: {location}: {message}")]
+    Invalid {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
+}
+
+/// The file as serde reads it. Unknown keys in a server entry are tolerated
+/// (clients add their own, like `autoApprove`); unknown keys in weir's own
+/// section are typos and rejected.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, RawServer>,
+    #[serde(default)]
+    weir: RawWeir,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawServer {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    #[serde(rename = "type")]
+    transport: Option<String>,
+    #[serde(default)]
+    disabled: bool,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeir {
+    /// Offer the embedded server as `builtin` (default true).
+    builtin: Option<bool>,
+    plugins_dir: Option<String>,
+    memory_limit_mb: Option<u64>,
+    deadline_secs: Option<f64>,
+    output_limit_bytes: Option<usize>,
+    max_concurrent_runs: Option<usize>,
+    call_timeout_secs: Option<f64>,
+    startup_timeout_secs: Option<f64>,
+    shutdown_grace_secs: Option<f64>,
+}
+
+impl Config {
+    /// Reads and checks a configuration file, expanding `${VAR}` from the
+    /// process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(path, &text, |name| std::env::var(name).ok())
+    }
+
+    /// Checks a configuration given as text. `path` is used for messages and
+    /// to resolve relative paths; `env` looks up `${VAR}` references.
+    pub fn from_json(
+        path: &Path,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |location: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location,
+            message,
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                invalid(
+                    format!("line {}, column {}", inner.line(), inner.column()),
+                    strip_position(&inner.to_string()),
+                )
+            } else {
+                let at = e.path().to_string();
+                let at = if at == "." { "top level".to_owned() } else { at };
+                invalid(at, strip_position(&inner.to_string()))
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        let mut servers = BTreeMap::new();
+        if raw.weir.builtin.unwrap_or(true) {
+            servers.insert(BUILTIN_SERVER.to_owned(), ServerConfig::Builtin);
+        }
+        for (name, server) in raw.mcp_servers {
+            let at = |field: &str| format!("mcpServers.{name}{field}");
+            if !valid_server_name(&name) {
+                return Err(invalid(
+                    at(""),
+                    "a server name must be 1-64 letters, digits, '-' or '_'".into(),
+                ));
+            }
+            if server.disabled {
+                servers.remove(&name);
+                continue;
+            }
+            for key in server.other.keys() {
+                tracing::debug!(server = %name, key = %key, "ignoring config key weir does not use");
+            }
+            if let Some(url) = &server.url {
+                return Err(invalid(
+                    at(".url"),
+                    format!(
+                        "remote servers (streamable HTTP, SSE: {url}) are not supported yet; \
+                         only stdio servers with \"command\" are"
+                    ),
+                ));
+            }
+            if let Some(t) = server.transport.as_deref().filter(|t| *t != "stdio") {
+                return Err(invalid(
+                    at(".type"),
+                    format!("transport \"{t}\" is not supported; only \"stdio\" is"),
+                ));
+            }
+            let expand_at = |field: String, value: &str| {
+                expand_vars(value, &env).map_err(|message| invalid(field, message))
+            };
+            let command = match server.command.as_deref().map(str::trim) {
+                Some(c) if !c.is_empty() => expand_at(at(".command"), c)?,
+                _ => return Err(invalid(at(""), "missing \"command\"".into())),
+            };
+            let args = server
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| expand_at(at(&format!(".args[{i}]")), a))
+                .collect::<Result<_, _>>()?;
+            let env_vars = server
+                .env
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), expand_at(at(&format!(".env.{k}")), v)?)))
+                .collect::<Result<_, ConfigError>>()?;
+            let cwd = server
+                .cwd
+                .as_deref()
+                .map(|c| expand_at(at(".cwd"), c).map(|c| base.join(c)))
+                .transpose()?;
+            servers.insert(
+                name,
+                ServerConfig::Stdio(StdioServer {
+                    command,
+                    args,
+                    env: env_vars,
+                    cwd,
+                }),
+            );
+        }
+
+        let w = raw.weir;
+        let mut limits = RunLimits::default();
+        let mut sessions = SessionSettings::default();
+        if let Some(mb) = w.memory_limit_mb {
+            if !(1..=4096).contains(&mb) {
+                return Err(invalid(
+                    "weir.memory_limit_mb".into(),
+                    format!("{mb} is out of range 1..=4096"),
+                ));
+            }
+            limits.memory_bytes = (mb as usize) << 20;
+        }
+        let secs = |field: &str, value: Option<f64>, slot: &mut Duration| {
+            if let Some(s) = value {
+                *slot = positive_secs(s)
+                    .ok_or_else(|| invalid(format!("weir.{field}"), format!("{s} is not a positive number of seconds")))?;
+            }
+            Ok::<_, ConfigError>(())
+        };
+        secs("deadline_secs", w.deadline_secs, &mut limits.deadline)?;
+        secs("call_timeout_secs", w.call_timeout_secs, &mut sessions.call_timeout)?;
+        secs("startup_timeout_secs", w.startup_timeout_secs, &mut sessions.startup_timeout)?;
+        secs("shutdown_grace_secs", w.shutdown_grace_secs, &mut sessions.shutdown_grace)?;
+        if let Some(n) = w.output_limit_bytes {
+            limits.output_bytes = n;
+        }
+        if let Some(n) = w.max_concurrent_runs {
+            if !(1..=10_000).contains(&n) {
+                return Err(invalid(
+                    "weir.max_concurrent_runs".into(),
+                    format!("{n} is out of range 1..=10000"),
+                ));
+            }
+            limits.max_concurrent_runs = n;
+        }
+        let plugins_dir = w
+            .plugins_dir
+            .as_deref()
+            .map(|d| expand_vars(d, &env).map(|d| base.join(d)))
+            .transpose()
+            .map_err(|m| invalid("weir.plugins_dir".into(), m))?;
+
+        Ok(Self {
+            source: Some(path.to_owned()),
+            servers,
+            plugins_dir,
+            limits,
+            sessions,
+        })
+    }
+}
+
+fn valid_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn positive_secs(s: f64) -> Option<Duration> {
+    (s.is_finite() && s > 0.0 && s < 1e9).then(|| Duration::from_secs_f64(s))
+}
+
+/// serde_json appends "at line L column C" to its messages; the location is
+/// reported separately, so drop it.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Expands `${VAR}`, `${env:VAR}` (VS Code's spelling) and `${VAR:-default}`;
+/// `$$` is a literal `$`. A variable that is unset and has no default is an
+/// error: a server started with an empty token fails later, and less clearly.
+pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unterminated \"${{\" in {input:?}"))?;
+            let expr = &body[..end];
+            let expr = expr.strip_prefix("env:").unwrap_or(expr);
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("\"${{{expr}}}\" is not a valid variable reference"));
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!("environment variable {name} is not set"));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cret".into()),
+            "HOME" => Some("/home/u".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_json(Path::new("/etc/weir/weir.json"), text, env)
+    }
+
+    fn error_of(text: &str) -> String {
+        match parse(text) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Variable expansion: every supported spelling, and the failures.
+    #[test]
+    fn expands_variables() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("plain", Ok("plain")),
+            ("${TOKEN}", Ok("s3cret")),
+            ("Bearer ${env:TOKEN}!", Ok("Bearer s3cret!")),
+            ("${NOPE:-fallback}", Ok("fallback")),
+            ("${TOKEN:-fallback}", Ok("s3cret")),
+            ("cost $$5 and $x", Ok("cost $5 and $x")),
+            ("${HOME}/${TOKEN}", Ok("/home/u/s3cret")),
+            ("${NOPE}", Err("environment variable NOPE is not set")),
+            ("${TOKEN", Err("unterminated")),
+            ("${}", Err("not a valid variable reference")),
+            ("${A B}", Err("not a valid variable reference")),
+        ];
+        for (input, want) in cases {
+            let got = expand_vars(input, env);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "input {input:?}"),
+                (Err(w), Err(g)) => assert!(g.contains(w), "input {input:?}: {g}"),
+                _ => panic!("input {input:?}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    /// The format MCP clients already write is accepted as it stands,
+    /// including keys weir ignores.
+    #[test]
+    fn accepts_mcp_servers_format() {
+        let config = parse(
+            r#"{"mcpServers": {
+                "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "${HOME}"],
+                       "env": {"API_TOKEN": "${TOKEN}"}, "autoApprove": [], "cwd": "work"},
+                "off": {"command": "x", "disabled": true}
+            }}"#,
+        )
+        .expect("valid config");
+        let ServerConfig::Stdio(fs) = &config.servers["fs"] else {
+            panic!("fs is stdio")
+        };
+        assert_eq!(fs.command, "npx");
+        assert_eq!(fs.args[2], "/home/u");
+        assert_eq!(fs.env["API_TOKEN"], "s3cret");
+        assert_eq!(fs.cwd.as_deref(), Some(Path::new("/etc/weir/work")));
+        assert!(!config.servers.contains_key("off"));
+        assert_eq!(config.servers[BUILTIN_SERVER], ServerConfig::Builtin);
+    }
+
+    /// Every error names the file, the server and the field.
+    #[test]
+    fn errors_name_file_server_and_field() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"mcpServers": {"gh": {"command": "x", "env": {"T": "${NOPE}"}}}}"#,
+                "config file /etc/weir/weir.json: mcpServers.gh.env.T: environment variable NOPE is not set",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"args": []}}}"#,
+                "mcpServers.gh: missing \"command\"",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"command": "x", "args": "oops"}}}"#,
+                "mcpServers.gh.args: invalid type: string \"oops\", expected a sequence",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"url": "http://127.0.0.1:1/mcp"}}}"#,
+                "mcpServers.gh.url: remote servers",
+            ),
+            (r#"{"mcpServers": {"a b": {"command": "x"}}}"#, "mcpServers.a b: a server name"),
+            (r#"{"weir": {"memory_limit": 5}}"#, "weir: unknown field `memory_limit`"),
+            (r#"{"weir": {"deadline_secs": -1}}"#, "weir.deadline_secs: -1 is not a positive"),
+            (r#"{"weir": {"memory_limit_mb": 0}}"#, "weir.memory_limit_mb: 0 is out of range"),
+            ("{\"mcpServers\": {\n  \"a\": }", "line 2, column 8: expected value"),
+            ("", "line 1, column 0: EOF while parsing a value"),
+        ];
+        for (text, want) in cases {
+            let got = error_of(text);
+            assert!(got.contains(want), "config {text}\n  got:  {got}\n  want: {want}");
+            assert!(got.contains("/etc/weir/weir.json"), "{got}");
+        }
+    }
+
+    /// weir's own settings land in the limits they name.
+    #[test]
+    fn reads_weir_settings() {
+        let config = parse(
+            r#"{"weir": {"builtin": false, "memory_limit_mb": 16, "deadline_secs": 1.5,
+                "call_timeout_secs": 3, "plugins_dir": "plugins", "max_concurrent_runs": 8}}"#,
+        )
+        .expect("valid config");
+        assert!(config.servers.is_empty());
+        assert_eq!(config.limits.memory_bytes, 16 << 20);
+        assert_eq!(config.limits.deadline, Duration::from_millis(1500));
+        assert_eq!(config.limits.max_concurrent_runs, 8);
+        assert_eq!(config.sessions.call_timeout, Duration::from_secs(3));
+        assert_eq!(config.plugins_dir.as_deref(), Some(Path::new("/etc/weir/plugins")));
+    }
+}

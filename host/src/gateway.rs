@@ -1,0 +1,125 @@
+//! The narrow door between the sandbox and the sessions.
+//!
+//! The sandbox knows nothing of MCP, rmcp or processes; the session manager
+//! knows nothing of wasmtime. They meet here, in plain types: a plugin's
+//! `call-tool` becomes a [`ToolGateway::call_tool`], whatever stands behind it.
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+/// JSON object of tool arguments.
+pub type Arguments = Map<String, Value>;
+
+/// Why a tool call produced no result. Mirrors the WIT `call-error`; a tool
+/// that ran and failed is a result with `isError`, not one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("timed out")]
+    Timeout,
+    /// The server answered with a JSON-RPC error, or with something that is
+    /// not a valid reply.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A tool as the host advertises it to plugins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolInfo {
+    pub server: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The input JSON Schema, as JSON text.
+    pub input_schema: String,
+}
+
+/// What a plugin run may reach. Implemented by the session manager; an
+/// object-safe trait so the sandbox holds `Arc<dyn ToolGateway>` and is
+/// built and tested without any server.
+pub trait ToolGateway: Send + Sync + 'static {
+    /// Calls one tool; returns the MCP `CallToolResult` as JSON text.
+    fn call_tool<'a>(
+        &'a self,
+        server: &'a str,
+        tool: &'a str,
+        arguments: Option<Arguments>,
+    ) -> BoxFuture<'a, Result<String, CallError>>;
+
+    /// Every tool on every server, from the cache of each server's session.
+    fn list_tools(&self) -> BoxFuture<'_, Vec<ToolInfo>>;
+}
+
+/// Largest argument text accepted from a plugin. A tool call is a message,
+/// not a bulk transfer; this bounds what one call can push at a server.
+pub const MAX_ARGUMENT_BYTES: usize = 4 << 20;
+
+/// Reads a plugin's argument text: a JSON object, or empty (or `null`) for
+/// no arguments. Anything else is `invalid-arguments`, saying what was seen.
+pub fn parse_arguments(text: &str) -> Result<Option<Arguments>, CallError> {
+    if text.len() > MAX_ARGUMENT_BYTES {
+        return Err(CallError::InvalidArguments(format!(
+            "arguments are {} bytes, more than the {MAX_ARGUMENT_BYTES} allowed",
+            text.len()
+        )));
+    }
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Null) => Ok(None),
+        Ok(other) => Err(CallError::InvalidArguments(format!(
+            "arguments must be a JSON object, got {}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(CallError::InvalidArguments(format!(
+            "arguments are not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Argument text: what is accepted, and what each rejection says.
+    #[test]
+    fn parses_arguments() {
+        assert_eq!(parse_arguments("").unwrap(), None);
+        assert_eq!(parse_arguments("  null ").unwrap(), None);
+        let map = parse_arguments(r#"{"a": 1}"#).unwrap().unwrap();
+        assert_eq!(map["a"], 1);
+        let cases = [
+            ("[1,2]", "must be a JSON object, got an array"),
+            ("\"hi\"", "must be a JSON object, got a string"),
+            ("42", "got a number"),
+            ("{not json", "not valid JSON: key must be a string at line 1 column 2"),
+        ];
+        for (text, want) in cases {
+            match parse_arguments(text) {
+                Err(CallError::InvalidArguments(m)) => assert!(m.contains(want), "{text}: {m}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let huge = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_ARGUMENT_BYTES));
+        assert!(matches!(parse_arguments(&huge), Err(CallError::InvalidArguments(m)) if m.contains("allowed")));
+    }
+}

@@ -1,0 +1,33 @@
+//! weir: a WebAssembly plugin host for MCP tools.
+//!
+//! One native process owns every MCP session; agents run as sandboxed
+//! WebAssembly components whose only way out is `call-tool`. So however an
+//! agent is written, connections stay one per server.
+//!
+//! # Layout
+//!
+//! - [`config`]: the `mcpServers` file, parsed then validated into [`Config`].
+//! - [`session`]: one persistent, supervised MCP session per server; the only
+//!   MCP client code. Knows nothing of wasm.
+//! - [`gateway`]: the plain-typed door between the two: [`ToolGateway`].
+//! - [`sandbox`]: the wasmtime engine, the per-run store and its limits, and
+//!   the host side of `weir:agent/mcp`. Knows nothing of MCP.
+//! - [`plugins`]: finding plugin files, by path or by name in a directory.
+//! - [`runtime`]: [`Host`] ties sessions and sandbox together and owns
+//!   shutdown.
+//! - [`builtin`]: the embedded default MCP server.
+//! - [`cli`]: the `weir` command line; `main.rs` only calls it.
+
+pub mod builtin;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod plugins;
+pub mod runtime;
+pub mod sandbox;
+pub mod session;
+
+pub use config::Config;
+pub use gateway::{CallError, ToolGateway, ToolInfo};
+pub use runtime::{Host, HostError, HostRunError};
+pub use sandbox::{Plugin, RunError};

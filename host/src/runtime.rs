@@ -1,0 +1,100 @@
+//! The host: sessions and sandbox under one owner, and the rules of a run
+//! (a concurrency permit, the shutdown signal).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::gateway::ToolGateway;
+use crate::plugins::{self, PluginError};
+use crate::sandbox::{Plugin, RunError, Sandbox};
+use crate::session::Sessions;
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot find weir's own executable (needed for the built-in server): {0}")]
+    SelfExe(std::io::Error),
+}
+
+/// Why a run did not produce an answer: the run itself failed, or the host
+/// stopped it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HostRunError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("weir is shutting down; the run was not started")]
+    ShuttingDown,
+}
+
+/// One weir host: owns every MCP session and runs plugins against them.
+pub struct Host {
+    config: Config,
+    sessions: Arc<Sessions>,
+    sandbox: Sandbox,
+    /// One permit per run in flight; sized like the instance pool, so a
+    /// burst of runs waits for a slot instead of failing to instantiate.
+    permits: Arc<Semaphore>,
+    closing: CancellationToken,
+}
+
+impl Host {
+    /// Builds the engine and prepares (but does not start) the sessions.
+    /// `weir_exe` is the binary serving the built-in server; `None` means
+    /// this process's own executable.
+    pub fn new(config: Config, weir_exe: Option<PathBuf>) -> Result<Self, HostError> {
+        let weir_exe = match weir_exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(HostError::SelfExe)?,
+        };
+        let sandbox = Sandbox::new(&config.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        Ok(Self {
+            sessions: Arc::new(Sessions::new(&config, weir_exe)),
+            permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),
+            sandbox,
+            config,
+            closing: CancellationToken::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Loads a plugin by path, or by name from the plugins directory.
+    pub fn load(&self, spec: &str) -> Result<Plugin, PluginError> {
+        let file = plugins::read(spec, self.config.plugins_dir.as_deref())?;
+        Ok(self.sandbox.load(&file.name, &file.location, &file.bytes)?)
+    }
+
+    /// Runs `plugin` once. Waits for a run slot if all are taken; a run
+    /// started before shutdown is stopped by it (see [`Host::shutdown`]).
+    pub async fn run(&self, plugin: &Plugin, input: &str) -> Result<String, HostRunError> {
+        let _permit = tokio::select! {
+            permit = self.permits.acquire() => permit.map_err(|_| HostRunError::ShuttingDown)?,
+            () = self.closing.cancelled() => return Err(HostRunError::ShuttingDown),
+        };
+        let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
+        tokio::select! {
+            result = self.sandbox.run(plugin, input, gateway, &self.config.limits) => Ok(result?),
+            () = self.closing.cancelled() => Err(HostRunError::ShuttingDown),
+        }
+    }
+
+    /// Stops runs in flight, closes every session and ends every server
+    /// process; returns when all are gone.
+    pub async fn shutdown(&self) {
+        self.closing.cancel();
+        self.permits.close();
+        self.sessions.shutdown().await;
+    }
+}

@@ -1,0 +1,284 @@
+//! The sandbox: one wasmtime engine for the host, a fresh store per run.
+//!
+//! A plugin is compiled once into a [`Plugin`] (a pre-instantiated
+//! component). Each run gets a new instance in a new store, with a memory
+//! cap, a wall-clock deadline, captured output, and a WASI context that
+//! grants nothing ([`state::RunState::new`] lists it). Whatever a run does,
+//! it ends that run only.
+
+mod imports;
+mod output;
+mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use self::imports::{Agent, AgentPre};
+use self::state::RunState;
+use crate::config::RunLimits;
+use crate::gateway::ToolGateway;
+
+/// How often the engine's epoch advances. At each tick a running guest
+/// yields to tokio, which is what lets a deadline (a tokio timer) stop a
+/// guest spinning in a loop that never calls out.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core instances one component may hold (its modules, shims, adapters).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Tables one component may hold.
+const TABLES_PER_COMPONENT: u32 = 8;
+
+/// A compiled, validated, pre-linked plugin. Cheap to clone; a run is an
+/// instantiation of this, which the pooling allocator makes take microseconds.
+#[derive(Clone)]
+pub struct Plugin {
+    name: Arc<str>,
+    pre: AgentPre<RunState>,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Why a file is not a plugin weir can run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0} is not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm(String),
+    #[error(
+        "{0} is a core WebAssembly module, not a component; build it for the \
+         `wasm32-wasip2` target (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule(String),
+    #[error("{0} is not a valid component: {1}")]
+    Invalid(String, String),
+    #[error("{0} does not target weir's world `weir:agent/agent@0.1.0`: {1}")]
+    WrongWorld(String, String),
+}
+
+/// How a run ended, when it did not end with the plugin's answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    /// The plugin ran and returned `Err`: its own words.
+    #[error("the plugin returned an error: {0}")]
+    Failed(String),
+    #[error("the run passed its deadline of {} and was stopped", humantime::format_duration(*.0))]
+    Deadline(Duration),
+    #[error("the plugin reached its memory limit of {} MiB and was stopped", .0 >> 20)]
+    MemoryLimit(usize),
+    #[error("the plugin panicked: {0}")]
+    Panic(String),
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    #[error("the plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// The engine, the linker with weir's imports, and the epoch ticker.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<RunState>,
+    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Sandbox {
+    /// Builds the engine. `limits` sizes the instance pool: one slot per
+    /// concurrent run, each memory slot capped at the memory limit.
+    pub fn new(limits: &RunLimits) -> Result<Self, wasmtime::Error> {
+        let engine = match Engine::new(&engine_config(Some(limits))) {
+            Ok(engine) => engine,
+            Err(error) => {
+                // A host with little address space (ulimit -v) cannot reserve
+                // the pool; instantiating on demand is slower but works.
+                tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
+                Engine::new(&engine_config(None))?
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        imports::mcp::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("weir-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?
+        };
+        Ok(Self {
+            engine,
+            linker,
+            ticker: Some((stop, ticker)),
+        })
+    }
+
+    /// Compiles and validates a component. `what` names it in errors (a
+    /// path, say). Checks, in order: Wasm at all, a component rather than a
+    /// core module, valid, and importing/exporting what weir's world says.
+    pub fn load(&self, name: &str, what: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm(what.to_owned()));
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::CoreModule(what.to_owned()));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
+        let pre = AgentPre::new(pre)
+            .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
+        Ok(Plugin {
+            name: Arc::from(name),
+            pre,
+        })
+    }
+
+    /// Runs a plugin once on `input`, in a fresh store. Every failure ends
+    /// this run only and says which limit or fault ended it.
+    pub async fn run(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+        limits: &RunLimits,
+    ) -> Result<String, RunError> {
+        let state = RunState::new(
+            plugin.name.clone(),
+            gateway,
+            limits.memory_bytes,
+            limits.output_bytes,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+
+        let outcome = tokio::time::timeout(limits.deadline, async {
+            let agent: Agent = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| RunError::Instantiate(format!("{e:#}")))?;
+            agent
+                .call_run(&mut store, input)
+                .await
+                .map_err(|trap| classify_trap(&trap, store.data()))
+        })
+        .await;
+
+        let state = store.data();
+        log_output(&state.plugin, "stdout", &state.stdout);
+        log_output(&state.plugin, "stderr", &state.stderr);
+        tracing::debug!(plugin = %state.plugin, calls = state.calls, "run finished");
+        match outcome {
+            Err(_elapsed) => Err(RunError::Deadline(limits.deadline)),
+            Ok(Err(error)) => Err(error),
+            Ok(Ok(Err(message))) => Err(RunError::Failed(message)),
+            Ok(Ok(Ok(output))) => Ok(output),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if let Some(limits) = pool {
+        let slots = u32::try_from(limits.max_concurrent_runs).unwrap_or(u32::MAX);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_memories(slots)
+            .max_memories_per_component(1)
+            .total_stacks(slots)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
+    config
+}
+
+/// Turns a trap into what ended the run, using what the run left behind:
+/// a refused memory growth, a Rust panic message on stderr.
+fn classify_trap(error: &wasmtime::Error, state: &RunState) -> RunError {
+    if state.limiter.memory_denied {
+        return RunError::MemoryLimit(state.limiter.memory_bytes);
+    }
+    let (stderr, _) = state.stderr.contents();
+    if let Some(message) = panic_message(&stderr) {
+        return RunError::Panic(message);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => RunError::Trap("stack overflow".into()),
+        Some(trap) => RunError::Trap(trap.to_string()),
+        None => RunError::Trap(format!("{error:#}")),
+    }
+}
+
+/// The message of a Rust panic as std prints it to stderr:
+/// `thread '…' panicked at src/lib.rs:3:5:\nmessage\nnote: …`.
+fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.find("panicked at ")?;
+    let after = &stderr[at + "panicked at ".len()..];
+    let (location, rest) = after.split_once('\n').unwrap_or((after, ""));
+    let message: Vec<&str> = rest
+        .lines()
+        .take_while(|l| !l.starts_with("note: "))
+        .collect();
+    let location = location.trim_end_matches(':');
+    Some(format!("{} (at {location})", message.join("\n").trim()))
+}
+
+fn log_output(plugin: &str, stream: &'static str, output: &output::CappedOutput) {
+    let (text, dropped) = output.contents();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::info!(target: "weir::plugin", plugin, stream, "{line}");
+    }
+    if dropped > 0 {
+        tracing::warn!(target: "weir::plugin", plugin, stream, dropped, "output past the cap was dropped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panic message and location are pulled out of std's report.
+    #[test]
+    fn extracts_panic_message() {
+        let stderr = "hello\nthread '<unnamed>' panicked at src/lib.rs:7:9:\nboom: 42\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("boom: 42 (at src/lib.rs:7:9)")
+        );
+        assert_eq!(panic_message("all fine\n"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! What one plugin run owns: its WASI context (which grants nothing), its
+//! resource table, its limits, and its one handle to the outside — the
+//! [`ToolGateway`].
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::output::CappedOutput;
+use crate::gateway::ToolGateway;
+
+/// Table elements a plugin may grow a table to. Tables hold function
+/// references; real guests need a few thousand.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Store data of one run. Built fresh per run and dropped with it, so
+/// nothing a plugin does outlives its run.
+pub(crate) struct RunState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: RunLimiter,
+    pub gateway: Arc<dyn ToolGateway>,
+    pub plugin: Arc<str>,
+    pub stdout: CappedOutput,
+    pub stderr: CappedOutput,
+    /// `call-tool` requests made so far in this run.
+    pub calls: u64,
+}
+
+impl RunState {
+    /// The guest's capabilities, listed in one place. An empty builder
+    /// already denies all of this; it is spelled out so that a change of
+    /// wasmtime-wasi defaults cannot quietly grant something:
+    /// - no network: TCP, UDP and name lookup are off, every address refused;
+    /// - no files: no preopened directories, so no path resolves;
+    /// - no environment variables and no arguments;
+    /// - stdin is closed; stdout and stderr go to capped buffers;
+    /// - clocks and randomness are allowed (they reach nothing).
+    pub fn new(
+        plugin: Arc<str>,
+        gateway: Arc<dyn ToolGateway>,
+        memory_bytes: usize,
+        output_bytes: usize,
+    ) -> Self {
+        let stdout = CappedOutput::new(output_bytes);
+        let stderr = CappedOutput::new(output_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: RunLimiter::new(memory_bytes),
+            gateway,
+            plugin,
+            stdout,
+            stderr,
+            calls: 0,
+        }
+    }
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps memory growth and remembers that it refused some, so a trap that
+/// follows (a Rust guest aborts when allocation fails) is reported as the
+/// memory limit it really is.
+#[derive(Debug)]
+pub(crate) struct RunLimiter {
+    pub memory_bytes: usize,
+    pub memory_denied: bool,
+}
+
+impl RunLimiter {
+    fn new(memory_bytes: usize) -> Self {
+        Self {
+            memory_bytes,
+            memory_denied: false,
+        }
+    }
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes && maximum.is_none_or(|m| desired <= m);
+        self.memory_denied |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|m| desired <= m))
+    }
+
+    // A component is a handful of core instances, tables and memories.
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        32
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}

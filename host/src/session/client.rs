@@ -1,0 +1,42 @@
+//! weir's side of each MCP session: how it introduces itself and what it
+//! does with the notifications a server sends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rmcp::ClientHandler;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RoleClient};
+
+/// Handler of one session. Cheap to clone; rmcp owns one copy.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionClient {
+    server: Arc<str>,
+    /// Set by `notifications/tools/list_changed`; the next lookup refetches
+    /// the list. A flag rather than a refetch here: a server that sends a
+    /// burst of notifications costs one `tools/list`, not one each.
+    tools_stale: Arc<AtomicBool>,
+}
+
+impl SessionClient {
+    pub fn new(server: Arc<str>, tools_stale: Arc<AtomicBool>) -> Self {
+        Self {
+            server,
+            tools_stale,
+        }
+    }
+}
+
+impl ClientHandler for SessionClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("weir", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        tracing::debug!(server = %self.server, "tool list changed");
+        self.tools_stale.store(true, Ordering::Release);
+    }
+}

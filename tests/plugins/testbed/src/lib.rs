@@ -1,0 +1,138 @@
+//! A plugin for weir's tests. Its input picks what it does: behave (make
+//! verified calls), break (loop, allocate, panic) or probe the sandbox
+//! (sockets, files, environment). Each probe reports what it saw, so a test
+//! asserts on it.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+use weir_guest::{CallError, agent, call_tool, call_tool_json, list_tools};
+
+#[agent]
+fn run(input: &str) -> Result<String, String> {
+    let (mode, arg) = input.split_once(':').unwrap_or((input, ""));
+    match mode {
+        "echo" => echo(arg),
+        "call" => Ok(call(arg)),
+        "sleep" => {
+            let ms: u64 = arg.parse().map_err(|_| "sleep:<ms>")?;
+            Ok(call_result(call_tool("test", "sleep", &json!({ "ms": ms }))))
+        }
+        "list" => {
+            let names: Vec<String> = list_tools()
+                .into_iter()
+                .map(|t| format!("{}/{}", t.server, t.name))
+                .collect();
+            Ok(names.join(","))
+        }
+        "tcp" => Ok(tcp()),
+        "fs" => Ok(fs()),
+        "env" => Ok(format!(
+            "vars={} args={}",
+            std::env::vars().count(),
+            std::env::args().count()
+        )),
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("boom on request"),
+        "print" => {
+            let n: usize = arg.parse().map_err(|_| "print:<bytes>")?;
+            let line = "x".repeat(99);
+            let mut out = std::io::stdout();
+            for _ in 0..n / 100 {
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            }
+            Ok("printed".into())
+        }
+        "fail" => Err(format!("failing on request: {arg}")),
+        other => Err(format!("unknown mode `{other}`")),
+    }
+}
+
+/// `echo:<tag>:<n>`: n calls to `test/echo`, each reply checked.
+fn echo(arg: &str) -> Result<String, String> {
+    let (tag, n) = arg.split_once(':').ok_or("echo:<tag>:<n>")?;
+    let n: u32 = n.parse().map_err(|_| "echo:<tag>:<n>")?;
+    for i in 0..n {
+        let message = format!("{tag}-{i}");
+        let reply = call_tool("test", "echo", &json!({ "message": message })).map_err(|e| e.to_string())?;
+        if reply.text() != message {
+            return Err(format!("call {i}: sent {message:?}, got {:?}", reply.text()));
+        }
+    }
+    Ok(format!("{n} ok"))
+}
+
+/// `call:<server>:<tool>:<arguments as raw text>`.
+fn call(arg: &str) -> String {
+    let mut parts = arg.splitn(3, ':');
+    let server = parts.next().unwrap_or("");
+    let tool = parts.next().unwrap_or("");
+    let arguments = parts.next().unwrap_or("");
+    call_result(call_tool_json(server, tool, arguments))
+}
+
+fn call_result(result: Result<weir_guest::ToolResult, CallError>) -> String {
+    match result {
+        Ok(r) if r.is_error => format!("tool-error:{}", r.text()),
+        Ok(r) => format!("ok:{}", r.text()),
+        Err(CallError::Denied(m)) => format!("denied:{m}"),
+        Err(CallError::NotFound(m)) => format!("not-found:{m}"),
+        Err(CallError::InvalidArguments(m)) => format!("invalid-arguments:{m}"),
+        Err(CallError::Unavailable(m)) => format!("unavailable:{m}"),
+        Err(CallError::Timeout) => "timeout".to_owned(),
+        Err(CallError::Protocol(m)) => format!("protocol-error:{m}"),
+    }
+}
+
+fn tcp() -> String {
+    use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+    let tcp = match TcpStream::connect("127.0.0.1:80") {
+        Ok(_) => "CONNECTED".to_owned(),
+        Err(e) => format!("error({e})"),
+    };
+    let udp = match UdpSocket::bind("127.0.0.1:0").and_then(|s| s.send_to(b"x", "127.0.0.1:53")) {
+        Ok(_) => "SENT".to_owned(),
+        Err(e) => format!("error({e})"),
+    };
+    let dns = match ("localhost", 80).to_socket_addrs() {
+        Ok(addrs) => format!("RESOLVED({})", addrs.count()),
+        Err(e) => format!("error({e})"),
+    };
+    json_string(json!({ "tcp": tcp, "udp": udp, "dns": dns }))
+}
+
+fn fs() -> String {
+    let read = match std::fs::read("/etc/passwd") {
+        Ok(bytes) => format!("READ({} bytes)", bytes.len()),
+        Err(e) => format!("error({e})"),
+    };
+    let list = match std::fs::read_dir("/") {
+        Ok(entries) => format!("LISTED({})", entries.count()),
+        Err(e) => format!("error({e})"),
+    };
+    let write = match std::fs::write("/tmp/weir-escape", b"x") {
+        Ok(()) => "WROTE".to_owned(),
+        Err(e) => format!("error({e})"),
+    };
+    let cwd = match std::env::current_dir() {
+        Ok(p) => format!("CWD({})", p.display()),
+        Err(e) => format!("error({e})"),
+    };
+    json_string(json!({ "read": read, "list": list, "write": write, "cwd": cwd }))
+}
+
+fn json_string(v: Value) -> String {
+    v.to_string()
+}

@@ -1,0 +1,116 @@
+//! What the integration tests share: where the binaries and plugins are, a
+//! scratch directory per test, a config for the test server, and process
+//! checks.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weir_host::{Config, Host, Plugin};
+
+/// The `weir` binary under test.
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+/// weir's rmcp test server.
+pub const TEST_SERVER: &str = env!("CARGO_BIN_EXE_weir-test-server");
+
+/// A plugin built by this crate's build script.
+pub fn plugin_path(name: &str) -> PathBuf {
+    Path::new(env!("WEIR_TEST_PLUGINS")).join(format!("{name}.wasm"))
+}
+
+/// A directory of its own for one test, removed when dropped.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "weir-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Self { dir }
+    }
+
+    /// The file the test server appends one pid per session to.
+    pub fn session_log(&self) -> PathBuf {
+        self.dir.join("sessions.log")
+    }
+
+    /// Pids of the sessions the test server recorded, in order.
+    pub fn sessions(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.session_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Writes a config with the test server as `test` (plus `extra`
+    /// servers) and the given `weir` settings; returns its path.
+    pub fn config(&self, weir: Value, extra: Value) -> PathBuf {
+        let mut servers = json!({
+            "test": {
+                "command": TEST_SERVER,
+                "env": { "WEIR_TEST_SESSION_LOG": self.session_log() }
+            }
+        });
+        if let (Some(s), Some(e)) = (servers.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        let path = self.dir.join("weir.json");
+        let doc = json!({ "mcpServers": servers, "weir": weir });
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write config");
+        path
+    }
+
+    /// A host in this process on that config (the built-in server is the
+    /// real `weir` binary).
+    pub fn host(&self, weir: Value) -> Host {
+        let config = Config::load(&self.config(weir, json!({}))).expect("valid test config");
+        Host::new(config, Some(WEIR.into())).expect("host starts")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Loads a test plugin into `host`.
+pub fn load(host: &Host, name: &str) -> Plugin {
+    host.load(&plugin_path(name).display().to_string())
+        .unwrap_or_else(|e| panic!("plugin {name} loads: {e}"))
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `check`; a bound on a wait, never a timing
+/// assertion.
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
