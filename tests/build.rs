@@ -26,8 +26,13 @@ const SCRUB: &[&str] = &[
 ];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("tests/ sits in the workspace root").to_owned();
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_owned();
     for input in ["wit", "guest-sdk", "plugins", "tests/plugins", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(input).display());
     }
@@ -37,9 +42,17 @@ fn main() {
         .join("wasm");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
+    ensure_wasm_target(&root);
+
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .args(PLUGINS.iter().flat_map(|p| ["-p", p]))
         // Cargo reads a build script's stdout for directives; keep it clean.
@@ -47,7 +60,9 @@ fn main() {
     for var in SCRUB {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("cannot run cargo to build the test plugins");
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build the test plugins");
     assert!(
         status.success(),
         "building the test plugins failed ({status}); run \
@@ -57,4 +72,32 @@ fn main() {
         "cargo:rustc-env=WEIR_TEST_PLUGINS={}",
         target_dir.join("wasm32-wasip2").join("release").display()
     );
+}
+
+/// A fresh machine's toolchain lacks the `wasm32-wasip2` standard library
+/// even though `rust-toolchain.toml` lists it (rustup installs listed
+/// targets only on `rustup toolchain install`). Install it here, so no one
+/// has to do it by hand.
+fn ensure_wasm_target(root: &std::path::Path) {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir()) {
+        return;
+    }
+    let status = Command::new("rustup")
+        .current_dir(root)
+        .args(["toolchain", "install"])
+        .stdout(Stdio::from(std::io::stderr()))
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!(
+            "cargo:warning=could not install the wasm32-wasip2 target with rustup ({status:?}); \
+             the plugin build will say what is missing"
+        );
+    }
 }

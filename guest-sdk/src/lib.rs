@@ -121,8 +121,9 @@ struct WireResult {
 impl ToolResult {
     /// Parses the JSON `CallToolResult` the host returns.
     pub fn from_json(json: &str) -> Result<Self, CallError> {
-        let wire: WireResult = serde_json::from_str(json)
-            .map_err(|e| CallError::Protocol(format!("the host returned a malformed result: {e}")))?;
+        let wire: WireResult = serde_json::from_str(json).map_err(|e| {
+            CallError::Protocol(format!("the host returned a malformed result: {e}"))
+        })?;
         let content = wire
             .content
             .into_iter()
@@ -180,9 +181,8 @@ pub fn call_tool<A: Serialize + ?Sized>(
     tool: &str,
     arguments: &A,
 ) -> Result<ToolResult, CallError> {
-    let arguments = serde_json::to_string(arguments).map_err(|e| {
-        CallError::InvalidArguments(format!("cannot serialize the arguments: {e}"))
-    })?;
+    let arguments = serde_json::to_string(arguments)
+        .map_err(|e| CallError::InvalidArguments(format!("cannot serialize the arguments: {e}")))?;
     call_tool_json(server, tool, &arguments)
 }
 

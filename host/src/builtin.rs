@@ -83,7 +83,10 @@ impl BuiltinServer {
     }
 
     #[tool(description = "Stores a value under a key, in memory, for the life of the weir host.")]
-    async fn kv_set(&self, Parameters(SetArgs { key, value }): Parameters<SetArgs>) -> CallToolResult {
+    async fn kv_set(
+        &self,
+        Parameters(SetArgs { key, value }): Parameters<SetArgs>,
+    ) -> CallToolResult {
         let Ok(mut kv) = self.kv.lock() else {
             return CallToolResult::error(vec![ContentBlock::text("store unavailable")]);
         };
@@ -100,7 +103,9 @@ impl BuiltinServer {
     async fn kv_get(&self, Parameters(GetArgs { key }): Parameters<GetArgs>) -> CallToolResult {
         match self.kv.lock().ok().and_then(|kv| kv.get(&key).cloned()) {
             Some(value) => text(value),
-            None => CallToolResult::error(vec![ContentBlock::text(format!("no value under `{key}`"))]),
+            None => {
+                CallToolResult::error(vec![ContentBlock::text(format!("no value under `{key}`"))])
+            }
         }
     }
 }

@@ -262,5 +262,9 @@ async fn list(args: CommonArgs) -> Result<ExitCode> {
         }
     }
     host.shutdown().await;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -220,7 +220,11 @@ impl Config {
                 )
             } else {
                 let at = e.path().to_string();
-                let at = if at == "." { "top level".to_owned() } else { at };
+                let at = if at == "." {
+                    "top level".to_owned()
+                } else {
+                    at
+                };
                 invalid(at, strip_position(&inner.to_string()))
             }
         })?;
@@ -308,15 +312,31 @@ impl Config {
         }
         let secs = |field: &str, value: Option<f64>, slot: &mut Duration| {
             if let Some(s) = value {
-                *slot = positive_secs(s)
-                    .ok_or_else(|| invalid(format!("weir.{field}"), format!("{s} is not a positive number of seconds")))?;
+                *slot = positive_secs(s).ok_or_else(|| {
+                    invalid(
+                        format!("weir.{field}"),
+                        format!("{s} is not a positive number of seconds"),
+                    )
+                })?;
             }
             Ok::<_, ConfigError>(())
         };
         secs("deadline_secs", w.deadline_secs, &mut limits.deadline)?;
-        secs("call_timeout_secs", w.call_timeout_secs, &mut sessions.call_timeout)?;
-        secs("startup_timeout_secs", w.startup_timeout_secs, &mut sessions.startup_timeout)?;
-        secs("shutdown_grace_secs", w.shutdown_grace_secs, &mut sessions.shutdown_grace)?;
+        secs(
+            "call_timeout_secs",
+            w.call_timeout_secs,
+            &mut sessions.call_timeout,
+        )?;
+        secs(
+            "startup_timeout_secs",
+            w.startup_timeout_secs,
+            &mut sessions.startup_timeout,
+        )?;
+        secs(
+            "shutdown_grace_secs",
+            w.shutdown_grace_secs,
+            &mut sessions.shutdown_grace,
+        )?;
         if let Some(n) = w.output_limit_bytes {
             limits.output_bytes = n;
         }
@@ -388,11 +408,7 @@ pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("\"${{{expr}}}\" is not a valid variable reference"));
             }
             match (env(name), default) {
@@ -504,16 +520,34 @@ mod tests {
                 r#"{"mcpServers": {"gh": {"url": "http://127.0.0.1:1/mcp"}}}"#,
                 "mcpServers.gh.url: remote servers",
             ),
-            (r#"{"mcpServers": {"a b": {"command": "x"}}}"#, "mcpServers.a b: a server name"),
-            (r#"{"weir": {"memory_limit": 5}}"#, "weir: unknown field `memory_limit`"),
-            (r#"{"weir": {"deadline_secs": -1}}"#, "weir.deadline_secs: -1 is not a positive"),
-            (r#"{"weir": {"memory_limit_mb": 0}}"#, "weir.memory_limit_mb: 0 is out of range"),
-            ("{\"mcpServers\": {\n  \"a\": }", "line 2, column 8: expected value"),
+            (
+                r#"{"mcpServers": {"a b": {"command": "x"}}}"#,
+                "mcpServers.a b: a server name",
+            ),
+            (
+                r#"{"weir": {"memory_limit": 5}}"#,
+                "weir: unknown field `memory_limit`",
+            ),
+            (
+                r#"{"weir": {"deadline_secs": -1}}"#,
+                "weir.deadline_secs: -1 is not a positive",
+            ),
+            (
+                r#"{"weir": {"memory_limit_mb": 0}}"#,
+                "weir.memory_limit_mb: 0 is out of range",
+            ),
+            (
+                "{\"mcpServers\": {\n  \"a\": }",
+                "line 2, column 8: expected value",
+            ),
             ("", "line 1, column 0: EOF while parsing a value"),
         ];
         for (text, want) in cases {
             let got = error_of(text);
-            assert!(got.contains(want), "config {text}\n  got:  {got}\n  want: {want}");
+            assert!(
+                got.contains(want),
+                "config {text}\n  got:  {got}\n  want: {want}"
+            );
             assert!(got.contains("/etc/weir/weir.json"), "{got}");
         }
     }
@@ -531,6 +565,9 @@ mod tests {
         assert_eq!(config.limits.deadline, Duration::from_millis(1500));
         assert_eq!(config.limits.max_concurrent_runs, 8);
         assert_eq!(config.sessions.call_timeout, Duration::from_secs(3));
-        assert_eq!(config.plugins_dir.as_deref(), Some(Path::new("/etc/weir/plugins")));
+        assert_eq!(
+            config.plugins_dir.as_deref(),
+            Some(Path::new("/etc/weir/plugins"))
+        );
     }
 }

@@ -111,7 +111,10 @@ mod tests {
             ("[1,2]", "must be a JSON object, got an array"),
             ("\"hi\"", "must be a JSON object, got a string"),
             ("42", "got a number"),
-            ("{not json", "not valid JSON: key must be a string at line 1 column 2"),
+            (
+                "{not json",
+                "not valid JSON: key must be a string at line 1 column 2",
+            ),
         ];
         for (text, want) in cases {
             match parse_arguments(text) {
@@ -120,6 +123,8 @@ mod tests {
             }
         }
         let huge = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_ARGUMENT_BYTES));
-        assert!(matches!(parse_arguments(&huge), Err(CallError::InvalidArguments(m)) if m.contains("allowed")));
+        assert!(
+            matches!(parse_arguments(&huge), Err(CallError::InvalidArguments(m)) if m.contains("allowed"))
+        );
     }
 }

@@ -182,14 +182,29 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), b"x").unwrap();
 
         let found = read("alpha", Some(&dir)).unwrap();
-        assert_eq!((found.name.as_str(), found.bytes.as_slice()), ("alpha", &b"\0asm"[..]));
+        assert_eq!(
+            (found.name.as_str(), found.bytes.as_slice()),
+            ("alpha", &b"\0asm"[..])
+        );
         assert_eq!(list(&dir).unwrap(), vec!["alpha".to_owned()]);
 
         let missing = read("beta", Some(&dir)).unwrap_err().to_string();
-        assert!(missing.contains("no plugin named `beta`") && missing.contains("available: alpha"), "{missing}");
-        assert!(matches!(read("..", Some(&dir)), Err(PluginError::BadName(_))));
-        assert!(matches!(read("a\\b", Some(&dir)), Err(PluginError::BadName(_))));
-        assert!(matches!(read("alpha", None), Err(PluginError::NoDirectory(_))));
+        assert!(
+            missing.contains("no plugin named `beta`") && missing.contains("available: alpha"),
+            "{missing}"
+        );
+        assert!(matches!(
+            read("..", Some(&dir)),
+            Err(PluginError::BadName(_))
+        ));
+        assert!(matches!(
+            read("a\\b", Some(&dir)),
+            Err(PluginError::BadName(_))
+        ));
+        assert!(matches!(
+            read("alpha", None),
+            Err(PluginError::NoDirectory(_))
+        ));
         let by_path = read(&dir.join("alpha.wasm").display().to_string(), None).unwrap();
         assert_eq!(by_path.name, "alpha");
         std::fs::remove_dir_all(&dir).unwrap();

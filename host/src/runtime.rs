@@ -52,7 +52,8 @@ impl Host {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(HostError::SelfExe)?,
         };
-        let sandbox = Sandbox::new(&config.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let sandbox =
+            Sandbox::new(&config.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         Ok(Self {
             sessions: Arc::new(Sessions::new(&config, weir_exe)),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),

@@ -16,8 +16,12 @@ async fn one_run_hundred_calls_one_session() {
     let scratch = Scratch::new("one-run");
     let host = scratch.host(json!({}));
     let fanout = load(&host, "fanout");
-    let input = json!({"server": "test", "tool": "echo", "arguments": {"message": "hi"}, "count": 100});
-    let out = host.run(&fanout, &input.to_string()).await.expect("fanout runs");
+    let input =
+        json!({"server": "test", "tool": "echo", "arguments": {"message": "hi"}, "count": 100});
+    let out = host
+        .run(&fanout, &input.to_string())
+        .await
+        .expect("fanout runs");
     let out: Value = serde_json::from_str(&out).expect("fanout answers JSON");
     assert_eq!(out, json!({"calls": 100, "ok": 100, "errors": 0}));
     assert_eq!(scratch.sessions().len(), 1, "sessions seen by the server");
@@ -39,12 +43,18 @@ async fn hundred_concurrent_runs_share_one_session() {
         })
         .collect();
     for (i, run) in runs.into_iter().enumerate() {
-        let out = run.await.expect("task").unwrap_or_else(|e| panic!("run {i}: {e}"));
+        let out = run
+            .await
+            .expect("task")
+            .unwrap_or_else(|e| panic!("run {i}: {e}"));
         assert_eq!(out, "10 ok", "run {i}");
     }
     assert_eq!(scratch.sessions().len(), 1, "sessions seen by the server");
     let stats = host.sessions().stats();
-    let test = stats.iter().find(|s| s.name == "test").expect("test server stats");
+    let test = stats
+        .iter()
+        .find(|s| s.name == "test")
+        .expect("test server stats");
     assert_eq!(test.sessions_opened, 1);
     host.shutdown().await;
 }
@@ -56,9 +66,17 @@ async fn sessions_start_on_first_use() {
     let scratch = Scratch::new("lazy");
     let host = scratch.host(json!({}));
     let testbed = load(&host, "testbed");
-    assert_eq!(host.run(&testbed, "env").await.expect("runs"), "vars=0 args=0");
+    assert_eq!(
+        host.run(&testbed, "env").await.expect("runs"),
+        "vars=0 args=0"
+    );
     assert!(scratch.sessions().is_empty(), "no call, no session");
-    assert!(host.sessions().stats().iter().all(|s| s.sessions_opened == 0));
+    assert!(
+        host.sessions()
+            .stats()
+            .iter()
+            .all(|s| s.sessions_opened == 0)
+    );
     host.shutdown().await;
 }
 
@@ -71,13 +89,23 @@ async fn list_tools_is_cached() {
     let testbed = load(&host, "testbed");
     for _ in 0..5 {
         let listed = host.run(&testbed, "list").await.expect("lists");
-        for tool in ["test/echo", "test/sleep", "test/crash", "builtin/echo", "builtin/kv_get"] {
+        for tool in [
+            "test/echo",
+            "test/sleep",
+            "test/crash",
+            "builtin/echo",
+            "builtin/kv_get",
+        ] {
             assert!(listed.split(',').any(|t| t == tool), "{tool} in {listed}");
         }
     }
     assert_eq!(scratch.sessions().len(), 1);
     let direct = host.sessions().list_tools().await;
-    assert!(direct.iter().any(|t| t.server == "test" && t.name == "sleep" && t.input_schema.contains("\"ms\"")));
+    assert!(
+        direct
+            .iter()
+            .any(|t| t.server == "test" && t.name == "sleep" && t.input_schema.contains("\"ms\""))
+    );
     host.shutdown().await;
 }
 
@@ -88,12 +116,21 @@ async fn crashed_server_is_restarted_once() {
     let scratch = Scratch::new("crash");
     let host = scratch.host(json!({}));
     let testbed = load(&host, "testbed");
-    assert_eq!(host.run(&testbed, "echo:before:3").await.expect("runs"), "3 ok");
+    assert_eq!(
+        host.run(&testbed, "echo:before:3").await.expect("runs"),
+        "3 ok"
+    );
     let crashed = host.run(&testbed, "call:test:crash:").await.expect("runs");
     assert!(crashed.starts_with("unavailable:"), "{crashed}");
-    assert!(crashed.contains("crashing on request"), "the server's last words are reported: {crashed}");
+    assert!(
+        crashed.contains("crashing on request"),
+        "the server's last words are reported: {crashed}"
+    );
     let first_pid = scratch.sessions()[0];
-    assert!(support::wait_for(std::time::Duration::from_secs(10), || !support::alive(first_pid)));
+    assert!(support::wait_for(
+        std::time::Duration::from_secs(10),
+        || !support::alive(first_pid)
+    ));
 
     let inputs: Vec<String> = (0..10).map(|i| format!("echo:after{i}:5")).collect();
     // Polled together, so the restart really is contended.
@@ -101,6 +138,10 @@ async fn crashed_server_is_restarted_once() {
     for out in after {
         assert_eq!(out.expect("runs"), "5 ok");
     }
-    assert_eq!(scratch.sessions().len(), 2, "one session before the crash, one after");
+    assert_eq!(
+        scratch.sessions().len(),
+        2,
+        "one session before the crash, one after"
+    );
     host.shutdown().await;
 }

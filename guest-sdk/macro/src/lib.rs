@@ -29,10 +29,16 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let sig = &func.sig;
     if let Some(t) = &sig.asyncness {
-        return Err(syn::Error::new(t.span(), "an #[agent] function cannot be async: tool calls block until answered"));
+        return Err(syn::Error::new(
+            t.span(),
+            "an #[agent] function cannot be async: tool calls block until answered",
+        ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(sig.generics.span(), "an #[agent] function cannot be generic"));
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "an #[agent] function cannot be generic",
+        ));
     }
     if matches!(sig.output, ReturnType::Default) {
         return Err(syn::Error::new(
@@ -48,12 +54,20 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         ));
     };
     let FnArg::Typed(arg) = arg else {
-        return Err(syn::Error::new(arg.span(), "an #[agent] function cannot take self"));
+        return Err(syn::Error::new(
+            arg.span(),
+            "an #[agent] function cannot take self",
+        ));
     };
     let by_ref = matches!(&*arg.ty, Type::Reference(_));
     let name = &sig.ident;
-    let input = if by_ref { quote!(&input) } else { quote!(input) };
-    let call = quote_spanned!(sig.output.span()=> ::weir_guest::__private::finish(super::#name(#input)));
+    let input = if by_ref {
+        quote!(&input)
+    } else {
+        quote!(input)
+    };
+    let call =
+        quote_spanned!(sig.output.span()=> ::weir_guest::__private::finish(super::#name(#input)));
     Ok(quote! {
         #func
 

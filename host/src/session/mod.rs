@@ -16,8 +16,8 @@ use futures::future::{BoxFuture, FutureExt, join_all};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::upstream::ServerStats;
 use self::process::Launch;
+pub use self::upstream::ServerStats;
 use self::upstream::Upstream;
 use crate::config::{Config, ServerConfig};
 use crate::gateway::{Arguments, CallError, ToolGateway, ToolInfo};
@@ -126,9 +126,11 @@ impl ToolGateway for Sessions {
     /// with a warning in the log; a call to it reports why.
     fn list_tools(&self) -> BoxFuture<'_, Vec<ToolInfo>> {
         async move {
-            let lists = join_all(self.servers.iter().map(|(name, u)| async move {
-                u.tools().await.map_err(|e| (name, e))
-            }))
+            let lists = join_all(
+                self.servers
+                    .iter()
+                    .map(|(name, u)| async move { u.tools().await.map_err(|e| (name, e)) }),
+            )
             .await;
             let mut all = Vec::new();
             for list in lists {

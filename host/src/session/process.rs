@@ -130,9 +130,15 @@ impl ServerProcess {
     pub async fn terminate(mut self, server: &str, grace: Duration) {
         let exited = tokio::time::timeout(grace, self.child.wait()).await.is_ok();
         if !exited {
-            tracing::debug!(server, "server did not exit after stdin closed; sending SIGTERM");
+            tracing::debug!(
+                server,
+                "server did not exit after stdin closed; sending SIGTERM"
+            );
             self.signal_group(rustix::process::Signal::TERM);
-            if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            if tokio::time::timeout(grace, self.child.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!(server, "server ignored SIGTERM; killing it");
                 self.signal_group(rustix::process::Signal::KILL);
                 let _ = self.child.wait().await;

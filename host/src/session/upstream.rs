@@ -294,10 +294,7 @@ impl Live {
                 }
             }
         }
-        self.tools
-            .read()
-            .map(|t| t.clone())
-            .unwrap_or_default()
+        self.tools.read().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Closes the session (which closes the server's stdin), then ends the

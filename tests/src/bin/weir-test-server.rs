@@ -64,7 +64,10 @@ impl TestServer {
 
     #[tool(description = "Answers with an isError result.")]
     async fn fail(&self, Parameters(args): Parameters<FailArgs>) -> CallToolResult {
-        CallToolResult::error(vec![ContentBlock::text(format!("failed: {}", args.message))])
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "failed: {}",
+            args.message
+        ))])
     }
 
     #[tool(description = "Exits the server process in the middle of the call.")]

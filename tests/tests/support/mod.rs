@@ -67,7 +67,8 @@ impl Scratch {
         }
         let path = self.dir.join("weir.json");
         let doc = json!({ "mcpServers": servers, "weir": weir });
-        std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write config");
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json"))
+            .expect("write config");
         path
     }
 

@@ -16,7 +16,11 @@ fn run(input: &str) -> Result<String, String> {
         "call" => Ok(call(arg)),
         "sleep" => {
             let ms: u64 = arg.parse().map_err(|_| "sleep:<ms>")?;
-            Ok(call_result(call_tool("test", "sleep", &json!({ "ms": ms }))))
+            Ok(call_result(call_tool(
+                "test",
+                "sleep",
+                &json!({ "ms": ms }),
+            )))
         }
         "list" => {
             let names: Vec<String> = list_tools()
@@ -66,9 +70,13 @@ fn echo(arg: &str) -> Result<String, String> {
     let n: u32 = n.parse().map_err(|_| "echo:<tag>:<n>")?;
     for i in 0..n {
         let message = format!("{tag}-{i}");
-        let reply = call_tool("test", "echo", &json!({ "message": message })).map_err(|e| e.to_string())?;
+        let reply =
+            call_tool("test", "echo", &json!({ "message": message })).map_err(|e| e.to_string())?;
         if reply.text() != message {
-            return Err(format!("call {i}: sent {message:?}, got {:?}", reply.text()));
+            return Err(format!(
+                "call {i}: sent {message:?}, got {:?}",
+                reply.text()
+            ));
         }
     }
     Ok(format!("{n} ok"))

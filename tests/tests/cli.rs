@@ -1,0 +1,237 @@
+//! The `weir` binary as a user runs it: answers on stdout, errors on stderr
+//! with an exit code, and no server process left behind — after a normal
+//! exit, Ctrl-C or SIGTERM.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Scratch, WEIR, alive, plugin_path, wait_for};
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(WEIR)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("weir runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The README's first command in miniature: `hello` through the built-in
+/// server, with no config at all.
+#[test]
+fn hello_runs_against_the_builtin_server() {
+    let hello = plugin_path("hello");
+    let out = weir(&[
+        "run",
+        hello.to_str().expect("utf-8 path"),
+        "--input",
+        "weir",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "Hello, weir!\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(out.status.success());
+}
+
+/// Plugins are found by name in the plugins directory; input comes from
+/// --input-file or stdin as well as --input.
+#[test]
+fn plugins_by_name_and_input_sources() {
+    let scratch = Scratch::new("cli-input");
+    let dir = plugin_path("hello")
+        .parent()
+        .expect("dir")
+        .display()
+        .to_string();
+    let input = scratch.dir.join("input.txt");
+    std::fs::write(&input, "file").expect("write input");
+    let out = weir(&[
+        "run",
+        "hello",
+        "--plugins",
+        &dir,
+        "--input-file",
+        input.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "Hello, file!\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+
+    let mut child = Command::new(WEIR)
+        .args(["run", "hello", "--plugins", &dir])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("weir runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"stdin")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("weir exits");
+    assert_eq!(text(&out.stdout), "Hello, stdin!\n");
+
+    let out = weir(&["run", "nosuch", "--plugins", &dir]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no plugin named `nosuch`") && err.contains("fanout, hello, testbed"),
+        "{err}"
+    );
+}
+
+/// A broken config stops weir before anything starts, naming the file,
+/// the server and the field.
+#[test]
+fn config_errors_name_the_field() {
+    let scratch = Scratch::new("cli-config");
+    let path = scratch.dir.join("broken.json");
+    std::fs::write(
+        &path,
+        r#"{"mcpServers": {"gh": {"command": "x", "env": {"TOKEN": "${WEIR_TEST_UNSET_VAR}"}}}}"#,
+    )
+    .expect("write");
+    let hello = plugin_path("hello");
+    let out = weir(&[
+        "run",
+        hello.to_str().expect("utf-8"),
+        "--config",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("config file {}: mcpServers.gh.env.TOKEN: environment variable WEIR_TEST_UNSET_VAR is not set", path.display())),
+        "{err}"
+    );
+}
+
+/// A plugin's own failure is an error on stderr and exit code 1.
+#[test]
+fn plugin_failures_exit_non_zero() {
+    let testbed = plugin_path("testbed");
+    let out = weir(&["run", testbed.to_str().expect("utf-8"), "--input", "panic"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        text(&out.stderr).contains("error: plugin `testbed`: the plugin panicked: boom on request")
+    );
+}
+
+/// After a normal exit, every server process weir started is gone.
+#[test]
+fn normal_exit_leaves_no_server_behind() {
+    let scratch = Scratch::new("cli-exit");
+    let config = scratch.config(json!({}), json!({}));
+    let testbed = plugin_path("testbed");
+    let out = weir(&[
+        "run",
+        testbed.to_str().expect("utf-8"),
+        "-c",
+        config.to_str().expect("utf-8"),
+        "--input",
+        "echo:x:20",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "20 ok\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    let sessions = scratch.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(!alive(sessions[0]), "server {} outlived weir", sessions[0]);
+}
+
+/// Ctrl-C (and SIGTERM) in the middle of a call: weir closes the session,
+/// ends the server and exits 130; no server process is left.
+#[test]
+fn interrupt_leaves_no_server_behind() {
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        let scratch = Scratch::new("cli-signal");
+        let config = scratch.config(json!({}), json!({}));
+        let testbed = plugin_path("testbed");
+        let child = Command::new(WEIR)
+            .args([
+                "run",
+                testbed.to_str().expect("utf-8"),
+                "-c",
+                config.to_str().expect("utf-8"),
+                "--input",
+                "sleep:60000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weir runs");
+        assert!(
+            wait_for(Duration::from_secs(30), || scratch.sessions().len() == 1),
+            "the server started"
+        );
+        let server = scratch.sessions()[0];
+        // The session is up; give the plugin a moment to be inside the call.
+        std::thread::sleep(Duration::from_millis(300));
+        send(&child, signal);
+        let out = child.wait_with_output().expect("weir exits");
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{signal:?}: stderr: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains("interrupted"));
+        assert!(!alive(server), "{signal:?}: server {server} outlived weir");
+    }
+}
+
+fn send(child: &Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, signal).expect("signal weir");
+}
+
+/// `weir list` shows each server with its tools.
+#[test]
+fn list_shows_servers_and_tools() {
+    let scratch = Scratch::new("cli-list");
+    let config = scratch.config(json!({}), json!({}));
+    let dir = plugin_path("hello")
+        .parent()
+        .expect("dir")
+        .display()
+        .to_string();
+    let out = weir(&[
+        "list",
+        "-c",
+        config.to_str().expect("utf-8"),
+        "--plugins",
+        &dir,
+    ]);
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "{listing}\n{}", text(&out.stderr));
+    for want in [
+        "  hello",
+        "ok",
+        "  builtin (5 tools)",
+        "  test (5 tools)",
+        "    sleep",
+        "    kv_set",
+    ] {
+        assert!(listing.contains(want), "{want:?} in:\n{listing}");
+    }
+    assert!(!alive(scratch.sessions()[0]));
+}
