@@ -526,7 +526,7 @@ mod tests {
             ),
             (
                 r#"{"weir": {"memory_limit": 5}}"#,
-                "weir: unknown field `memory_limit`",
+                "weir.memory_limit: unknown field `memory_limit`, expected one of `builtin`",
             ),
             (
                 r#"{"weir": {"deadline_secs": -1}}"#,
