@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use futures::future::join_all;
 
 use crate::config::Config;
+use crate::gateway::Caller;
 use crate::runtime::Host;
 use crate::{builtin, plugins};
 
@@ -240,9 +241,10 @@ async fn list(args: CommonArgs) -> Result<ExitCode> {
 
     println!("Servers:");
     let sessions = host.sessions();
+    let caller = Caller::new("weir-list");
     let names: Vec<&str> = sessions.server_names().collect();
     let lists = tokio::select! {
-        lists = join_all(names.iter().map(|n| sessions.server_tools(n))) => Some(lists),
+        lists = join_all(names.iter().map(|n| sessions.server_tools(&caller, n))) => Some(lists),
         () = shutdown_signal() => None,
     };
     for (name, tools) in names.iter().zip(lists.into_iter().flatten()) {

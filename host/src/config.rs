@@ -36,14 +36,64 @@ pub struct Config {
     pub sessions: SessionSettings,
 }
 
-/// One MCP server the host may open a session to.
+/// One MCP server the host may open sessions to, and how many.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ServerConfig {
+pub struct ServerConfig {
+    pub transport: Transport,
+    /// Sessions kept to the server (per scope); calls go to the least
+    /// loaded. One suffices for most servers, which answer many requests
+    /// in flight; more helps a server that handles one at a time.
+    pub pool_size: usize,
+    pub scope: Scope,
+    /// Overrides [`SessionSettings::call_timeout`] for this server.
+    pub call_timeout: Option<Duration>,
+    /// Overrides [`SessionSettings::startup_timeout`] for this server.
+    pub startup_timeout: Option<Duration>,
+    /// Ping an idle session this often; a session that fails the ping is
+    /// recycled. `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// With [`Scope::Plugin`], sessions at most across all plugins; the
+    /// least recently used idle plugin's sessions are closed to make room.
+    pub max_sessions: usize,
+}
+
+impl ServerConfig {
+    /// A server with the defaults: one shared session.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            pool_size: 1,
+            scope: Scope::Shared,
+            call_timeout: None,
+            startup_timeout: None,
+            ping_interval: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+        }
+    }
+}
+
+/// Default bound on plugin-scoped sessions to one server.
+pub const DEFAULT_MAX_SESSIONS: usize = 16;
+
+/// How to reach a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
     /// A child process speaking MCP over its stdin/stdout.
     Stdio(StdioServer),
     /// weir's own embedded server, run as a child process of the `weir`
     /// binary so that it goes through the same session path as any other.
     Builtin,
+}
+
+/// Who shares a server's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// One pool for every plugin: the fewest connections.
+    #[default]
+    Shared,
+    /// A pool per plugin: state kept by a stateful server (a browser, a
+    /// memory store) is never seen by another plugin.
+    Plugin,
 }
 
 /// How to start a stdio server.
@@ -94,9 +144,16 @@ pub struct SessionSettings {
     /// On shutdown, how long a server gets to exit after its stdin closes
     /// before it is sent SIGTERM, and again before SIGKILL.
     pub shutdown_grace: Duration,
-    /// After a failed start, calls fail fast for this long instead of each
-    /// spawning a doomed process (no restart storm).
-    pub restart_cooldown: Duration,
+    /// Wait after the first failed start; doubled after each further
+    /// failure (with jitter, so many hosts do not retry in step).
+    pub backoff_base: Duration,
+    /// The longest wait between two start attempts.
+    pub backoff_max: Duration,
+    /// Consecutive failed starts that open the circuit: calls then fail
+    /// fast until one probe start succeeds.
+    pub circuit_threshold: u32,
+    /// How long an open circuit stays open before the next probe.
+    pub circuit_cooldown: Duration,
 }
 
 impl Default for SessionSettings {
@@ -105,7 +162,10 @@ impl Default for SessionSettings {
             call_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(2),
-            restart_cooldown: Duration::from_secs(2),
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            circuit_threshold: 5,
+            circuit_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -115,7 +175,10 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             source: None,
-            servers: BTreeMap::from([(BUILTIN_SERVER.to_owned(), ServerConfig::Builtin)]),
+            servers: BTreeMap::from([(
+                BUILTIN_SERVER.to_owned(),
+                ServerConfig::new(Transport::Builtin),
+            )]),
             plugins_dir: None,
             limits: RunLimits::default(),
             sessions: SessionSettings::default(),
@@ -154,8 +217,9 @@ struct RawConfig {
     weir: RawWeir,
 }
 
+/// weir's own keys in a server entry are snake_case like the `weir`
+/// section; the camelCase spelling of `mcpServers` files is accepted too.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct RawServer {
     command: Option<String>,
     #[serde(default)]
@@ -168,8 +232,26 @@ struct RawServer {
     transport: Option<String>,
     #[serde(default)]
     disabled: bool,
+    #[serde(alias = "poolSize")]
+    pool_size: Option<usize>,
+    scope: Option<RawScope>,
+    #[serde(alias = "callTimeoutSecs")]
+    call_timeout_secs: Option<f64>,
+    #[serde(alias = "startupTimeoutSecs")]
+    startup_timeout_secs: Option<f64>,
+    #[serde(alias = "pingIntervalSecs")]
+    ping_interval_secs: Option<f64>,
+    #[serde(alias = "maxSessions")]
+    max_sessions: Option<usize>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawScope {
+    Shared,
+    Plugin,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +267,10 @@ struct RawWeir {
     call_timeout_secs: Option<f64>,
     startup_timeout_secs: Option<f64>,
     shutdown_grace_secs: Option<f64>,
+    backoff_base_secs: Option<f64>,
+    backoff_max_secs: Option<f64>,
+    circuit_threshold: Option<u32>,
+    circuit_cooldown_secs: Option<f64>,
 }
 
 impl Config {
@@ -232,7 +318,10 @@ impl Config {
 
         let mut servers = BTreeMap::new();
         if raw.weir.builtin.unwrap_or(true) {
-            servers.insert(BUILTIN_SERVER.to_owned(), ServerConfig::Builtin);
+            servers.insert(
+                BUILTIN_SERVER.to_owned(),
+                ServerConfig::new(Transport::Builtin),
+            );
         }
         for (name, server) in raw.mcp_servers {
             let at = |field: &str| format!("mcpServers.{name}{field}");
@@ -287,15 +376,60 @@ impl Config {
                 .as_deref()
                 .map(|c| expand_at(at(".cwd"), c).map(|c| base.join(c)))
                 .transpose()?;
-            servers.insert(
-                name,
-                ServerConfig::Stdio(StdioServer {
-                    command,
-                    args,
-                    env: env_vars,
-                    cwd,
-                }),
-            );
+            let mut entry = ServerConfig::new(Transport::Stdio(StdioServer {
+                command,
+                args,
+                env: env_vars,
+                cwd,
+            }));
+            if let Some(n) = server.pool_size {
+                if !(1..=64).contains(&n) {
+                    return Err(invalid(
+                        at(".pool_size"),
+                        format!("{n} is out of range 1..=64"),
+                    ));
+                }
+                entry.pool_size = n;
+            }
+            if let Some(n) = server.max_sessions {
+                if !(1..=1024).contains(&n) {
+                    return Err(invalid(
+                        at(".max_sessions"),
+                        format!("{n} is out of range 1..=1024"),
+                    ));
+                }
+                entry.max_sessions = n;
+            }
+            if entry.max_sessions < entry.pool_size {
+                return Err(invalid(
+                    at(".max_sessions"),
+                    format!(
+                        "{} is less than pool_size {}: not even one plugin's pool would fit",
+                        entry.max_sessions, entry.pool_size
+                    ),
+                ));
+            }
+            entry.scope = match server.scope {
+                None | Some(RawScope::Shared) => Scope::Shared,
+                Some(RawScope::Plugin) => Scope::Plugin,
+            };
+            let optional_secs = |field: &str, value: Option<f64>| {
+                value
+                    .map(|s| {
+                        positive_secs(s).ok_or_else(|| {
+                            invalid(
+                                at(&format!(".{field}")),
+                                format!("{s} is not a positive number of seconds"),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            entry.call_timeout = optional_secs("call_timeout_secs", server.call_timeout_secs)?;
+            entry.startup_timeout =
+                optional_secs("startup_timeout_secs", server.startup_timeout_secs)?;
+            entry.ping_interval = optional_secs("ping_interval_secs", server.ping_interval_secs)?;
+            servers.insert(name, entry);
         }
 
         let w = raw.weir;
@@ -337,6 +471,30 @@ impl Config {
             w.shutdown_grace_secs,
             &mut sessions.shutdown_grace,
         )?;
+        secs(
+            "backoff_base_secs",
+            w.backoff_base_secs,
+            &mut sessions.backoff_base,
+        )?;
+        secs(
+            "backoff_max_secs",
+            w.backoff_max_secs,
+            &mut sessions.backoff_max,
+        )?;
+        secs(
+            "circuit_cooldown_secs",
+            w.circuit_cooldown_secs,
+            &mut sessions.circuit_cooldown,
+        )?;
+        if let Some(n) = w.circuit_threshold {
+            if n == 0 {
+                return Err(invalid(
+                    "weir.circuit_threshold".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+            sessions.circuit_threshold = n;
+        }
         if let Some(n) = w.output_limit_bytes {
             limits.output_bytes = n;
         }
@@ -489,7 +647,7 @@ mod tests {
             }}"#,
         )
         .expect("valid config");
-        let ServerConfig::Stdio(fs) = &config.servers["fs"] else {
+        let Transport::Stdio(fs) = &config.servers["fs"].transport else {
             panic!("fs is stdio")
         };
         assert_eq!(fs.command, "npx");
@@ -497,7 +655,12 @@ mod tests {
         assert_eq!(fs.env["API_TOKEN"], "s3cret");
         assert_eq!(fs.cwd.as_deref(), Some(Path::new("/etc/weir/work")));
         assert!(!config.servers.contains_key("off"));
-        assert_eq!(config.servers[BUILTIN_SERVER], ServerConfig::Builtin);
+        assert_eq!(
+            config.servers[BUILTIN_SERVER],
+            ServerConfig::new(Transport::Builtin)
+        );
+        assert_eq!(config.servers["fs"].pool_size, 1);
+        assert_eq!(config.servers["fs"].scope, Scope::Shared);
     }
 
     /// Every error names the file, the server and the field.
@@ -549,6 +712,50 @@ mod tests {
                 "config {text}\n  got:  {got}\n  want: {want}"
             );
             assert!(got.contains("/etc/weir/weir.json"), "{got}");
+        }
+    }
+
+    /// Per-server session settings: pool, scope, timeouts, ping.
+    #[test]
+    fn reads_server_session_settings() {
+        let config = parse(
+            r#"{"mcpServers": {"mem": {"command": "m", "pool_size": 4, "scope": "plugin",
+                "call_timeout_secs": 5, "startup_timeout_secs": 2, "ping_interval_secs": 10,
+                "max_sessions": 8}}}"#,
+        )
+        .expect("valid config");
+        let mem = &config.servers["mem"];
+        assert_eq!(mem.pool_size, 4);
+        assert_eq!(mem.scope, Scope::Plugin);
+        assert_eq!(mem.call_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(mem.startup_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(mem.ping_interval, Some(Duration::from_secs(10)));
+        assert_eq!(mem.max_sessions, 8);
+        let bad = [
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "pool_size": 0}}}"#,
+                "mcpServers.m.pool_size: 0 is out of range",
+            ),
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "scope": "global"}}}"#,
+                "mcpServers.m.scope: unknown variant `global`",
+            ),
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "pool_size": 4, "max_sessions": 2}}}"#,
+                "mcpServers.m.max_sessions: 2 is less than pool_size 4",
+            ),
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "ping_interval_secs": 0}}}"#,
+                "mcpServers.m.ping_interval_secs: 0 is not a positive",
+            ),
+            (
+                r#"{"weir": {"circuit_threshold": 0}}"#,
+                "weir.circuit_threshold: must be at least 1",
+            ),
+        ];
+        for (text, want) in bad {
+            let got = error_of(text);
+            assert!(got.contains(want), "{text}\n  got:  {got}\n  want: {want}");
         }
     }
 

@@ -40,6 +40,25 @@ pub struct ToolInfo {
     pub input_schema: String,
 }
 
+/// Who is calling: the plugin run on whose behalf a call is made. The
+/// session manager routes by it (plugin-scoped sessions) and applies its
+/// caps.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub plugin: std::sync::Arc<str>,
+    /// Caps the server's call timeout for this caller.
+    pub call_timeout: Option<std::time::Duration>,
+}
+
+impl Caller {
+    pub fn new(plugin: impl Into<std::sync::Arc<str>>) -> Self {
+        Self {
+            plugin: plugin.into(),
+            call_timeout: None,
+        }
+    }
+}
+
 /// What a plugin run may reach. Implemented by the session manager; an
 /// object-safe trait so the sandbox holds `Arc<dyn ToolGateway>` and is
 /// built and tested without any server.
@@ -47,13 +66,14 @@ pub trait ToolGateway: Send + Sync + 'static {
     /// Calls one tool; returns the MCP `CallToolResult` as JSON text.
     fn call_tool<'a>(
         &'a self,
+        caller: &'a Caller,
         server: &'a str,
         tool: &'a str,
         arguments: Option<Arguments>,
     ) -> BoxFuture<'a, Result<String, CallError>>;
 
     /// Every tool on every server, from the cache of each server's session.
-    fn list_tools(&self) -> BoxFuture<'_, Vec<ToolInfo>>;
+    fn list_tools<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Vec<ToolInfo>>;
 }
 
 /// Largest argument text accepted from a plugin. A tool call is a message,

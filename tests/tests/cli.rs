@@ -227,7 +227,7 @@ fn list_shows_servers_and_tools() {
         "  hello",
         "ok",
         "  builtin (5 tools)",
-        "  test (5 tools)",
+        "  test (11 tools)",
         "    sleep",
         "    kv_set",
     ] {

@@ -61,7 +61,7 @@ async fn fanout_through_server_everything() {
     }
     let stats = host.sessions().stats();
     assert_eq!(stats[0].sessions_opened, 1);
-    let pid = stats[0].pid.expect("server running");
+    let pid = stats[0].pids[0];
     host.shutdown().await;
     assert!(!alive(pid), "server-everything outlived shutdown");
 }

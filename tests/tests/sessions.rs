@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use support::{Scratch, load};
-use weir_host::gateway::ToolGateway;
+use weir_host::gateway::{Caller, ToolGateway};
 
 /// One run making 100 calls uses exactly one session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +100,7 @@ async fn list_tools_is_cached() {
         }
     }
     assert_eq!(scratch.sessions().len(), 1);
-    let direct = host.sessions().list_tools().await;
+    let direct = host.sessions().list_tools(&Caller::new("test")).await;
     assert!(
         direct
             .iter()
@@ -127,10 +127,12 @@ async fn crashed_server_is_restarted_once() {
         "the server's last words are reported: {crashed}"
     );
     let first_pid = scratch.sessions()[0];
-    assert!(support::wait_for(
-        std::time::Duration::from_secs(10),
-        || !support::alive(first_pid)
-    ));
+    assert!(
+        support::eventually(std::time::Duration::from_secs(10), || async {
+            !support::alive(first_pid)
+        })
+        .await
+    );
 
     let inputs: Vec<String> = (0..10).map(|i| format!("echo:after{i}:5")).collect();
     // Polled together, so the restart really is contended.

@@ -25,13 +25,17 @@ impl mcp::Host for RunState {
         self.calls += 1;
         let started = Instant::now();
         let result = match parse_arguments(&arguments) {
-            Ok(args) => self.gateway.call_tool(&server, &tool, args).await,
+            Ok(args) => {
+                self.gateway
+                    .call_tool(&self.caller, &server, &tool, args)
+                    .await
+            }
             Err(e) => Err(e),
         };
         // Sizes only: arguments may hold secrets.
         tracing::debug!(
             target: "weir::call",
-            plugin = %self.plugin,
+            plugin = %self.caller.plugin,
             server = %server,
             tool = %tool,
             ok = result.is_ok(),
@@ -46,7 +50,7 @@ impl mcp::Host for RunState {
 
     async fn list_tools(&mut self) -> Vec<mcp::Tool> {
         self.gateway
-            .list_tools()
+            .list_tools(&self.caller)
             .await
             .into_iter()
             .map(Into::into)

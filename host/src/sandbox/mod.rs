@@ -21,7 +21,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 use self::imports::{Agent, AgentPre};
 use self::state::RunState;
 use crate::config::RunLimits;
-use crate::gateway::ToolGateway;
+use crate::gateway::{Caller, ToolGateway};
 
 /// How often the engine's epoch advances. At each tick a running guest
 /// yields to tokio, which is what lets a deadline (a tokio timer) stop a
@@ -159,7 +159,7 @@ impl Sandbox {
         limits: &RunLimits,
     ) -> Result<String, RunError> {
         let state = RunState::new(
-            plugin.name.clone(),
+            Caller::new(plugin.name.clone()),
             gateway,
             limits.memory_bytes,
             limits.output_bytes,
@@ -183,9 +183,10 @@ impl Sandbox {
         .await;
 
         let state = store.data();
-        log_output(&state.plugin, "stdout", &state.stdout);
-        log_output(&state.plugin, "stderr", &state.stderr);
-        tracing::debug!(plugin = %state.plugin, calls = state.calls, "run finished");
+        let plugin = &state.caller.plugin;
+        log_output(plugin, "stdout", &state.stdout);
+        log_output(plugin, "stderr", &state.stderr);
+        tracing::debug!(plugin = %plugin, calls = state.calls, "run finished");
         match outcome {
             Err(_elapsed) => Err(RunError::Deadline(limits.deadline)),
             Ok(Err(error)) => Err(error),

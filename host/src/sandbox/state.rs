@@ -9,7 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::output::CappedOutput;
-use crate::gateway::ToolGateway;
+use crate::gateway::{Caller, ToolGateway};
 
 /// Table elements a plugin may grow a table to. Tables hold function
 /// references; real guests need a few thousand.
@@ -22,7 +22,8 @@ pub(crate) struct RunState {
     pub table: ResourceTable,
     pub limiter: RunLimiter,
     pub gateway: Arc<dyn ToolGateway>,
-    pub plugin: Arc<str>,
+    /// The plugin, as the session manager sees it.
+    pub caller: Caller,
     pub stdout: CappedOutput,
     pub stderr: CappedOutput,
     /// `call-tool` requests made so far in this run.
@@ -39,7 +40,7 @@ impl RunState {
     /// - stdin is closed; stdout and stderr go to capped buffers;
     /// - clocks and randomness are allowed (they reach nothing).
     pub fn new(
-        plugin: Arc<str>,
+        caller: Caller,
         gateway: Arc<dyn ToolGateway>,
         memory_bytes: usize,
         output_bytes: usize,
@@ -59,7 +60,7 @@ impl RunState {
             table: ResourceTable::new(),
             limiter: RunLimiter::new(memory_bytes),
             gateway,
-            plugin,
+            caller,
             stdout,
             stderr,
             calls: 0,

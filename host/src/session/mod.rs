@@ -1,37 +1,60 @@
 //! The session manager: the only code in weir that speaks MCP as a client.
 //!
-//! One [`Upstream`] per configured server, each with one persistent session
-//! that every plugin run shares. Connections are O(servers): a run cannot
-//! open one, it can only ask this manager to use one.
+//! Per configured server, a pool of supervised sessions that every plugin
+//! run shares (or, for a plugin-scoped server, one pool per plugin).
+//! Connections are O(servers): a run cannot open one, it can only ask this
+//! manager to use one.
+//!
+//! - [`process`]: a stdio server as an OS process: spawn, stderr, terminate.
+//! - [`framing`]: checks every line a server writes is JSON-RPC.
+//! - [`client`]: weir's MCP client handler (identity, notifications).
+//! - [`backoff`]: when a failed server may be started again.
+//! - [`slot`]: one supervised session: start, share, recover, close.
+//! - [`pool`]: slots per server, least-loaded dispatch, session scope.
 
+mod backoff;
 mod client;
+mod framing;
+mod pool;
 mod process;
-mod upstream;
+mod slot;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::pool::Upstream;
 use self::process::Launch;
-pub use self::upstream::ServerStats;
-use self::upstream::Upstream;
-use crate::config::{Config, ServerConfig};
-use crate::gateway::{Arguments, CallError, ToolGateway, ToolInfo};
+use self::slot::ServerShared;
+use crate::config::{Config, Transport};
+use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
+
+/// A snapshot of one server's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStats {
+    pub name: String,
+    /// Sessions opened since the host started: first starts, restarts
+    /// after a crash, one per pool slot and plugin scope.
+    pub sessions_opened: u64,
+    /// Processes of the sessions open now.
+    pub pids: Vec<u32>,
+}
 
 /// Every server the host may talk to, by name.
 pub struct Sessions {
-    servers: BTreeMap<String, Arc<Upstream>>,
+    servers: BTreeMap<String, Upstream>,
     closing: CancellationToken,
     reaper: TaskTracker,
 }
 
 impl Sessions {
-    /// Prepares one upstream per configured server; starts none of them.
-    /// `weir_exe` is the `weir` binary that serves the built-in server.
+    /// Prepares the servers; starts none of them. `weir_exe` is the `weir`
+    /// binary that serves the built-in server.
     pub fn new(config: &Config, weir_exe: PathBuf) -> Self {
         let closing = CancellationToken::new();
         let reaper = TaskTracker::new();
@@ -39,28 +62,34 @@ impl Sessions {
             .servers
             .iter()
             .map(|(name, server)| {
-                let launch = match server {
-                    ServerConfig::Builtin => Launch {
+                let launch = match &server.transport {
+                    Transport::Builtin => Launch {
                         program: weir_exe.clone(),
                         args: vec![crate::builtin::SUBCOMMAND.to_owned()],
                         env: Vec::new(),
                         cwd: None,
                     },
-                    ServerConfig::Stdio(s) => Launch {
+                    Transport::Stdio(s) => Launch {
                         program: PathBuf::from(&s.command),
                         args: s.args.clone(),
                         env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         cwd: s.cwd.clone(),
                     },
                 };
-                let upstream = Upstream::new(
-                    Arc::from(name.as_str()),
+                let shared = Arc::new(ServerShared {
+                    name: Arc::from(name.as_str()),
                     launch,
-                    config.sessions.clone(),
-                    closing.child_token(),
-                    reaper.clone(),
-                );
-                (name.clone(), Arc::new(upstream))
+                    settings: config.sessions.clone(),
+                    call_timeout: server.call_timeout.unwrap_or(config.sessions.call_timeout),
+                    startup_timeout: server
+                        .startup_timeout
+                        .unwrap_or(config.sessions.startup_timeout),
+                    ping_interval: server.ping_interval,
+                    opened: Default::default(),
+                    reaper: reaper.clone(),
+                });
+                let upstream = Upstream::new(shared, server, closing.child_token());
+                (name.clone(), upstream)
             })
             .collect();
         Self {
@@ -75,7 +104,7 @@ impl Sessions {
         self.servers.keys().map(String::as_str)
     }
 
-    fn upstream(&self, server: &str) -> Result<&Arc<Upstream>, CallError> {
+    fn upstream(&self, server: &str) -> Result<&Upstream, CallError> {
         self.servers.get(server).ok_or_else(|| {
             let known: Vec<&str> = self.server_names().collect();
             CallError::NotFound(format!(
@@ -89,15 +118,28 @@ impl Sessions {
         })
     }
 
-    /// One server's tools, starting its session if needed.
-    pub async fn server_tools(&self, server: &str) -> Result<Vec<ToolInfo>, CallError> {
-        let tools = self.upstream(server)?.tools().await?;
+    /// One server's tools as `caller` sees them, starting a session if
+    /// needed.
+    pub async fn server_tools(
+        &self,
+        caller: &Caller,
+        server: &str,
+    ) -> Result<Vec<ToolInfo>, CallError> {
+        let pool = self.upstream(server)?.pool_for(&caller.plugin)?;
+        let tools = pool.first().tools().await?;
         Ok(tools.values().cloned().collect())
     }
 
     /// Per-server counters, in name order.
     pub fn stats(&self) -> Vec<ServerStats> {
-        self.servers.values().map(|u| u.stats()).collect()
+        self.servers
+            .iter()
+            .map(|(name, u)| ServerStats {
+                name: name.clone(),
+                sessions_opened: u.shared().opened.load(Ordering::Relaxed),
+                pids: u.pids(),
+            })
+            .collect()
     }
 
     /// Closes every session and ends every server process, all servers at
@@ -105,7 +147,7 @@ impl Sessions {
     /// `unavailable`.
     pub async fn shutdown(&self) {
         self.closing.cancel();
-        join_all(self.servers.values().map(|u| u.shutdown())).await;
+        join_all(self.servers.values().map(Upstream::shutdown)).await;
         self.reaper.close();
         self.reaper.wait().await;
     }
@@ -114,30 +156,35 @@ impl Sessions {
 impl ToolGateway for Sessions {
     fn call_tool<'a>(
         &'a self,
+        caller: &'a Caller,
         server: &'a str,
         tool: &'a str,
         arguments: Option<Arguments>,
     ) -> BoxFuture<'a, Result<String, CallError>> {
-        async move { self.upstream(server)?.call_tool(tool, arguments).await }.boxed()
+        async move {
+            let pool = self.upstream(server)?.pool_for(&caller.plugin)?;
+            pool.pick()
+                .call_tool(tool, arguments, caller.call_timeout)
+                .await
+        }
+        .boxed()
     }
 
-    /// Starts any session not yet open (each server still gets exactly one)
-    /// and lists what they offer. A server that cannot start is left out,
-    /// with a warning in the log; a call to it reports why.
-    fn list_tools(&self) -> BoxFuture<'_, Vec<ToolInfo>> {
+    /// Starts any session not yet open (one per server, never more) and
+    /// lists what they offer. A server that cannot start is left out, with
+    /// a warning in the log; a call to it reports why.
+    fn list_tools<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Vec<ToolInfo>> {
         async move {
-            let lists = join_all(
-                self.servers
-                    .iter()
-                    .map(|(name, u)| async move { u.tools().await.map_err(|e| (name, e)) }),
-            )
+            let lists = join_all(self.server_names().map(|name| async move {
+                self.server_tools(caller, name).await.map_err(|e| (name, e))
+            }))
             .await;
             let mut all = Vec::new();
             for list in lists {
                 match list {
-                    Ok(tools) => all.extend(tools.values().cloned()),
+                    Ok(tools) => all.extend(tools),
                     Err((server, error)) => {
-                        tracing::warn!(server = %server, %error, "left out of list-tools")
+                        tracing::warn!(server, %error, "left out of list-tools")
                     }
                 }
             }

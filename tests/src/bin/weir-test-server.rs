@@ -1,26 +1,54 @@
 //! An MCP server for weir's tests, built on rmcp: it records every session
 //! it serves and misbehaves on demand.
 //!
-//! - `WEIR_TEST_SESSION_LOG=FILE`: one line `<pid>` is appended per
-//!   initialized session, so a test counts the sessions weir opened and
-//!   checks their processes are gone.
-//! - tools: `echo`, `sleep` (ms), `fail` (an `isError` result), `crash`
-//!   (the process exits mid-call), `pid`.
+//! Environment:
+//! - `WEIR_TEST_SESSION_LOG=FILE`: one line `<pid>` per initialized session,
+//!   so a test counts the sessions weir opened and checks their processes.
+//! - `WEIR_TEST_EVENTS=FILE`: one line per event the test wants to see from
+//!   the server's side: `start-failed <pid>`, `cancelled <pid>`.
+//! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
+//!   status 1 at once (a server that cannot start).
+//! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
+//!
+//! Tools: `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
+//! result), `crash` (exits mid-call), `pid`, `kv_set`/`kv_get` (state of
+//! this process), `garbage` (writes a non-JSON
+//! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
+//! `enable_late` (adds the tool `late` and announces it with
+//! `notifications/tools/list_changed`).
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::service::{NotificationContext, RoleServer};
-use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ContentBlock, ErrorData, ListToolsResult, PaginatedRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer};
+use rmcp::{ServerHandler, ServiceExt, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 #[derive(Clone)]
 struct TestServer {
     tool_router: ToolRouter<Self>,
+    /// Whether `late` has been announced.
+    late: Arc<AtomicBool>,
+    /// Per-process state, to tell sessions apart.
+    kv: Arc<Mutex<HashMap<String, String>>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct KeyArgs {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -43,11 +71,34 @@ fn text(t: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(t)])
 }
 
+fn append(var: &str, line: &str) {
+    if let Ok(path) = std::env::var(var) {
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            eprintln!("weir-test-server: cannot append to {path}: {e}");
+        }
+    }
+}
+
+/// Writes a raw line to stdout, past rmcp's framing.
+fn raw_stdout(line: &str) -> CallToolResult {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+    text("written")
+}
+
 #[tool_router]
 impl TestServer {
     fn new() -> Self {
         Self {
             tool_router: Self::tool_router(),
+            late: Arc::default(),
+            kv: Arc::default(),
         }
     }
 
@@ -60,6 +111,11 @@ impl TestServer {
     async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
         tokio::time::sleep(Duration::from_millis(args.ms)).await;
         text("slept")
+    }
+
+    #[tool(description = "Never answers.")]
+    async fn hang(&self) -> CallToolResult {
+        std::future::pending().await
     }
 
     #[tool(description = "Answers with an isError result.")]
@@ -80,28 +136,122 @@ impl TestServer {
     async fn pid(&self) -> CallToolResult {
         text(std::process::id().to_string())
     }
+
+    #[tool(description = "Writes a line that is not JSON to stdout.")]
+    async fn garbage(&self) -> CallToolResult {
+        raw_stdout("this is not json\n")
+    }
+
+    #[tool(description = "Writes JSON that is not a JSON-RPC message to stdout.")]
+    async fn bad_shape(&self) -> CallToolResult {
+        raw_stdout("{\"hello\": \"world\"}\n")
+    }
+
+    #[tool(description = "Adds the tool `late` and sends tools/list_changed.")]
+    async fn enable_late(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        self.late.store(true, Ordering::Release);
+        if let Err(e) = context.peer.notify_tool_list_changed().await {
+            eprintln!("weir-test-server: cannot notify: {e}");
+        }
+        text("enabled")
+    }
+
+    #[tool(description = "Stores `value` under `key` in this process.")]
+    async fn kv_set(&self, Parameters(args): Parameters<KeyArgs>) -> CallToolResult {
+        if let Ok(mut kv) = self.kv.lock() {
+            kv.insert(args.key, args.value.unwrap_or_default());
+        }
+        text("ok")
+    }
+
+    #[tool(description = "Reads `key` from this process.")]
+    async fn kv_get(&self, Parameters(args): Parameters<KeyArgs>) -> CallToolResult {
+        match self
+            .kv
+            .lock()
+            .ok()
+            .and_then(|kv| kv.get(&args.key).cloned())
+        {
+            Some(v) => text(v),
+            None => CallToolResult::error(vec![ContentBlock::text(format!("no `{}`", args.key))]),
+        }
+    }
+
+    #[tool(description = "Exists only after enable_late.")]
+    async fn late(&self) -> CallToolResult {
+        text("late")
+    }
 }
 
-#[tool_handler(router = self.tool_router)]
 impl ServerHandler for TestServer {
-    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
-        if let Ok(path) = std::env::var("WEIR_TEST_SESSION_LOG") {
-            let line = format!("{}\n", std::process::id());
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
-            if let Err(e) = written {
-                eprintln!("weir-test-server: cannot append to {path}: {e}");
-            }
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let late = self.late.load(Ordering::Acquire);
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| late || t.name != "late")
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name == "late" && !self.late.load(Ordering::Acquire) {
+            return Err(ErrorData::invalid_params("tool `late` not found", None));
         }
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
+    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
+        append("WEIR_TEST_SESSION_LOG", &std::process::id().to_string());
+    }
+
+    async fn on_cancelled(
+        &self,
+        _notification: CancelledNotificationParam,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        append(
+            "WEIR_TEST_EVENTS",
+            &format!("cancelled {}", std::process::id()),
+        );
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    eprintln!("weir-test-server: starting (pid {})", std::process::id());
+    let pid = std::process::id();
+    if let Ok(flag) = std::env::var("WEIR_TEST_FAIL_START")
+        && std::path::Path::new(&flag).exists()
+    {
+        append("WEIR_TEST_EVENTS", &format!("start-failed {pid}"));
+        eprintln!("weir-test-server: failing to start on request");
+        std::process::exit(1);
+    }
+    if std::env::var_os("WEIR_TEST_HANG_START").is_some() {
+        eprintln!("weir-test-server: hanging before initialize on request");
+        std::future::pending::<()>().await;
+    }
+    eprintln!("weir-test-server: starting (pid {pid})");
     let service = TestServer::new().serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     Ok(())

@@ -44,6 +44,25 @@ impl Scratch {
         self.dir.join("sessions.log")
     }
 
+    /// The file the test server appends events to (`cancelled <pid>`, …).
+    pub fn events_log(&self) -> PathBuf {
+        self.dir.join("events.log")
+    }
+
+    /// Lines of the events log that start with `kind`.
+    pub fn events(&self, kind: &str) -> usize {
+        std::fs::read_to_string(self.events_log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(kind))
+            .count()
+    }
+
+    /// While this file exists, the test server fails to start.
+    pub fn fail_start_flag(&self) -> PathBuf {
+        self.dir.join("fail-start")
+    }
+
     /// Pids of the sessions the test server recorded, in order.
     pub fn sessions(&self) -> Vec<u32> {
         std::fs::read_to_string(self.session_log())
@@ -53,15 +72,26 @@ impl Scratch {
             .collect()
     }
 
+    /// The test server's `mcpServers` entry; `settings` are merged in.
+    pub fn test_server(&self, settings: Value) -> Value {
+        let mut entry = json!({
+            "command": TEST_SERVER,
+            "env": {
+                "WEIR_TEST_SESSION_LOG": self.session_log(),
+                "WEIR_TEST_EVENTS": self.events_log(),
+                "WEIR_TEST_FAIL_START": self.fail_start_flag(),
+            }
+        });
+        if let (Some(e), Some(s)) = (entry.as_object_mut(), settings.as_object()) {
+            e.extend(s.clone());
+        }
+        entry
+    }
+
     /// Writes a config with the test server as `test` (plus `extra`
     /// servers) and the given `weir` settings; returns its path.
     pub fn config(&self, weir: Value, extra: Value) -> PathBuf {
-        let mut servers = json!({
-            "test": {
-                "command": TEST_SERVER,
-                "env": { "WEIR_TEST_SESSION_LOG": self.session_log() }
-            }
-        });
+        let mut servers = json!({ "test": self.test_server(json!({})) });
         if let (Some(s), Some(e)) = (servers.as_object_mut(), extra.as_object()) {
             s.extend(e.clone());
         }
@@ -75,7 +105,12 @@ impl Scratch {
     /// A host in this process on that config (the built-in server is the
     /// real `weir` binary).
     pub fn host(&self, weir: Value) -> Host {
-        let config = Config::load(&self.config(weir, json!({}))).expect("valid test config");
+        self.host_with(weir, json!({}))
+    }
+
+    /// [`Scratch::host`] with more servers (or a `test` entry of its own).
+    pub fn host_with(&self, weir: Value, servers: Value) -> Host {
+        let config = Config::load(&self.config(weir, servers)).expect("valid test config");
         Host::new(config, Some(WEIR.into())).expect("host starts")
     }
 }
@@ -84,6 +119,15 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Loads a test plugin into `host` under another name (a copy of its file),
+/// to stand for a different plugin.
+pub fn load_as(host: &Host, scratch: &Scratch, name: &str, alias: &str) -> Plugin {
+    let copy = scratch.dir.join(format!("{alias}.wasm"));
+    std::fs::copy(plugin_path(name), &copy).expect("copy plugin");
+    host.load(&copy.display().to_string())
+        .unwrap_or_else(|e| panic!("plugin {alias} loads: {e}"))
 }
 
 /// Loads a test plugin into `host`.
@@ -114,4 +158,23 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
+}
+
+/// [`wait_for`] for async tests: checks with an async closure and sleeps
+/// on the runtime, so the host under test keeps running meanwhile.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -13,6 +13,7 @@ fn run(input: &str) -> Result<String, String> {
     let (mode, arg) = input.split_once(':').unwrap_or((input, ""));
     match mode {
         "echo" => echo(arg),
+        "tolerant" => tolerant(arg),
         "call" => Ok(call(arg)),
         "sleep" => {
             let ms: u64 = arg.parse().map_err(|_| "sleep:<ms>")?;
@@ -80,6 +81,25 @@ fn echo(arg: &str) -> Result<String, String> {
         }
     }
     Ok(format!("{n} ok"))
+}
+
+/// `tolerant:<tag>:<n>`: n calls to `test/echo` while the server may be
+/// dying: each reply must be right or an `unavailable` error; anything else
+/// fails the run. Returns `ok=K unavailable=U`.
+fn tolerant(arg: &str) -> Result<String, String> {
+    let (tag, n) = arg.split_once(':').ok_or("tolerant:<tag>:<n>")?;
+    let n: u32 = n.parse().map_err(|_| "tolerant:<tag>:<n>")?;
+    let (mut ok, mut unavailable) = (0, 0);
+    for i in 0..n {
+        let message = format!("{tag}-{i}");
+        match call_tool("test", "echo", &json!({ "message": message })) {
+            Ok(reply) if !reply.is_error && reply.text() == message => ok += 1,
+            Ok(reply) => return Err(format!("call {i}: sent {message:?}, got {reply:?}")),
+            Err(CallError::Unavailable(_)) => unavailable += 1,
+            Err(other) => return Err(format!("call {i}: {other}")),
+        }
+    }
+    Ok(format!("ok={ok} unavailable={unavailable}"))
 }
 
 /// `call:<server>:<tool>:<arguments as raw text>`.

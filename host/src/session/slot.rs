@@ -1,0 +1,437 @@
+//! One session slot: at most one open session to a server at a time,
+//! started on first use, initialized once, shared by every call routed to
+//! it, and restarted — once, by one task, on the backoff schedule — after it
+//! dies.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientRequest, ErrorCode, PingRequest, Tool};
+use rmcp::service::{Peer, RoleClient, RunningService, ServiceError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::backoff::{Backoff, Verdict};
+use super::client::SessionClient;
+use super::framing::{CheckedLines, ProtocolFault};
+use super::process::{Launch, ServerProcess, StderrTail};
+use crate::config::SessionSettings;
+use crate::gateway::{Arguments, CallError, ToolInfo};
+
+/// What every slot of one server shares: how to start it, its settings and
+/// its counters.
+pub(crate) struct ServerShared {
+    pub name: Arc<str>,
+    pub launch: Launch,
+    pub settings: SessionSettings,
+    pub call_timeout: Duration,
+    pub startup_timeout: Duration,
+    pub ping_interval: Option<Duration>,
+    /// Sessions opened (processes spawned) since the host started.
+    pub opened: AtomicU64,
+    pub reaper: TaskTracker,
+}
+
+/// One slot. All state behind `&self`: shared by every caller.
+pub(crate) struct Slot {
+    server: Arc<ServerShared>,
+    /// The open session, if any. A std lock: held only to clone an `Arc`,
+    /// never across an await, so the hot path never waits on a start.
+    live: RwLock<Option<Arc<Live>>>,
+    /// Single flight: whoever holds this starts the session; callers
+    /// arriving meanwhile wait here and then use the result.
+    gate: tokio::sync::Mutex<Backoff>,
+    closing: CancellationToken,
+}
+
+/// An initialized session and the process behind it.
+pub(crate) struct Live {
+    peer: Peer<RoleClient>,
+    service: tokio::sync::Mutex<Option<RunningService<RoleClient, SessionClient>>>,
+    process: tokio::sync::Mutex<Option<ServerProcess>>,
+    pid: Option<u32>,
+    stderr: StderrTail,
+    /// Why the session was ended for breaking the protocol, if it was.
+    fault: ProtocolFault,
+    /// Set when a health ping fails: the next caller recycles the session.
+    broken: AtomicBool,
+    tools: RwLock<Arc<BTreeMap<String, ToolInfo>>>,
+    tools_stale: Arc<AtomicBool>,
+    /// Calls in flight: the pool's load measure, the pinger's idle test.
+    in_flight: AtomicUsize,
+    /// Stops the health pinger when the session closes.
+    stop: CancellationToken,
+}
+
+/// Counts a call in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Slot {
+    pub fn new(server: Arc<ServerShared>, closing: CancellationToken) -> Self {
+        Self {
+            server,
+            live: RwLock::new(None),
+            gate: tokio::sync::Mutex::new(Backoff::default()),
+            closing,
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Live>> {
+        self.live.read().ok().and_then(|l| l.clone())
+    }
+
+    fn current_alive(&self) -> Option<Arc<Live>> {
+        self.current().filter(|l| l.alive())
+    }
+
+    /// Calls in flight on the open session (0 if none).
+    pub fn load(&self) -> usize {
+        self.current()
+            .map_or(0, |l| l.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// The pid of the open session's process.
+    pub fn pid(&self) -> Option<u32> {
+        self.current_alive().and_then(|l| l.pid)
+    }
+
+    /// The open session, starting it if there is none or it died.
+    async fn session(&self) -> Result<Arc<Live>, CallError> {
+        if let Some(live) = self.current_alive() {
+            return Ok(live);
+        }
+        let name = &self.server.name;
+        let mut backoff = self.gate.lock().await;
+        loop {
+            if self.closing.is_cancelled() {
+                return Err(CallError::Unavailable("weir is shutting down".into()));
+            }
+            // Someone else may have started it while we waited at the gate.
+            if let Some(live) = self.current_alive() {
+                return Ok(live);
+            }
+            if let Some(dead) = self.live.write().ok().and_then(|mut l| l.take()) {
+                tracing::warn!(server = %name, pid = dead.pid, "session lost{}{}; starting a new one",
+                    dead.fault_note(), dead.stderr.describe());
+                self.retire(dead);
+            }
+            match backoff.verdict(Instant::now(), &self.server.settings) {
+                Verdict::Attempt => break,
+                Verdict::Open(why) => {
+                    return Err(CallError::Unavailable(format!("server `{name}`: {why}")));
+                }
+                // Recovering: wait for the next attempt, if that is soon
+                // enough; the lock keeps everyone else queued behind us.
+                Verdict::WaitUntil(at) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    if wait > self.server.startup_timeout {
+                        return Err(CallError::Unavailable(format!(
+                            "server `{name}` failed to start ({}); next attempt in {:.1} s",
+                            backoff.last_error().unwrap_or("unknown error"),
+                            wait.as_secs_f64()
+                        )));
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.closing.cancelled() => {}
+                    }
+                }
+            }
+        }
+        match self.open().await {
+            Ok(live) => {
+                backoff.succeeded();
+                if let Ok(mut slot) = self.live.write() {
+                    *slot = Some(live.clone());
+                }
+                Ok(live)
+            }
+            Err(error) => {
+                tracing::warn!(server = %name, %error, "server failed to start");
+                backoff.failed(
+                    Instant::now(),
+                    error.clone(),
+                    &self.server.settings,
+                    fastrand::f64(),
+                );
+                Err(CallError::Unavailable(format!(
+                    "server `{name}` failed to start: {error}"
+                )))
+            }
+        }
+    }
+
+    /// Spawns the process, initializes the session and fetches the tools.
+    async fn open(&self) -> Result<Arc<Live>, String> {
+        let server = &self.server;
+        let (process, stdout, stdin) = ServerProcess::spawn(&server.name, &server.launch)?;
+        server.opened.fetch_add(1, Ordering::Relaxed);
+        let stderr = process.stderr.clone();
+        let fault = ProtocolFault::default();
+        let stdout = CheckedLines::new(stdout, server.name.clone(), fault.clone());
+        let tools_stale = Arc::new(AtomicBool::new(false));
+        let client = SessionClient::new(server.name.clone(), tools_stale.clone());
+        let handshake = async {
+            let service = client
+                .serve((stdout, stdin))
+                .await
+                .map_err(|e| format!("initialize failed: {e}"))?;
+            let tools = service
+                .peer()
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("tools/list failed: {e}"))?;
+            Ok::<_, String>((service, tools))
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(server.startup_timeout, handshake) => r.unwrap_or_else(|_| Err(format!(
+                "no answer to initialize within {:.1} s",
+                server.startup_timeout.as_secs_f64()
+            ))),
+            () = self.closing.cancelled() => Err("weir is shutting down".into()),
+        };
+        let (service, tools) = match outcome {
+            Ok(ok) => ok,
+            Err(error) => {
+                let fault = fault.lock().ok().and_then(|f| f.clone());
+                let error = match fault {
+                    Some(f) => format!("{error} (the server wrote {f})"),
+                    None => error,
+                };
+                let error = format!("{error}{}", stderr.describe());
+                process
+                    .terminate(&server.name, server.settings.shutdown_grace)
+                    .await;
+                return Err(error);
+            }
+        };
+        let info = service.peer().peer_info();
+        tracing::info!(
+            server = %server.name,
+            pid = process.pid(),
+            protocol = info.as_ref().map(|i| i.protocol_version.to_string()).unwrap_or_default(),
+            tools = tools.len(),
+            "session open"
+        );
+        let live = Arc::new(Live {
+            peer: service.peer().clone(),
+            pid: process.pid(),
+            stderr,
+            fault,
+            broken: AtomicBool::new(false),
+            tools: RwLock::new(Arc::new(index_tools(&server.name, tools))),
+            tools_stale,
+            in_flight: AtomicUsize::new(0),
+            stop: self.closing.child_token(),
+            service: tokio::sync::Mutex::new(Some(service)),
+            process: tokio::sync::Mutex::new(Some(process)),
+        });
+        if let Some(interval) = server.ping_interval {
+            server.reaper.spawn(ping_while_idle(
+                server.name.clone(),
+                live.clone(),
+                interval,
+                server.call_timeout,
+            ));
+        }
+        Ok(live)
+    }
+
+    /// Closes a dead session in the background; shutdown waits for it.
+    fn retire(&self, live: Arc<Live>) {
+        let name = self.server.name.clone();
+        let grace = self.server.settings.shutdown_grace;
+        self.server
+            .reaper
+            .spawn(async move { live.close(&name, grace).await });
+    }
+
+    /// The server's tools, from the session's cache (refetched after a
+    /// `list_changed`).
+    pub async fn tools(&self) -> Result<Arc<BTreeMap<String, ToolInfo>>, CallError> {
+        let live = self.session().await?;
+        Ok(live.tools(&self.server.name).await)
+    }
+
+    /// Calls one tool on the slot's session. Never re-sent: a call lost
+    /// with a dying session fails `unavailable`, since tools have side
+    /// effects. `timeout` caps the server's own call timeout.
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Option<Arguments>,
+        timeout: Option<Duration>,
+    ) -> Result<String, CallError> {
+        let live = self.session().await?;
+        let _in_flight = InFlight::enter(&live.in_flight);
+        let name = &self.server.name;
+        let tools = live.tools(name).await;
+        if !tools.contains_key(tool) {
+            let known: Vec<&str> = tools.keys().map(String::as_str).collect();
+            return Err(CallError::NotFound(format!(
+                "server `{name}` has no tool `{tool}` (it has: {})",
+                known.join(", ")
+            )));
+        }
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments);
+        }
+        let timeout = timeout.map_or(self.server.call_timeout, |t| {
+            t.min(self.server.call_timeout)
+        });
+        // Dropping the request (on timeout, or when the run ends) sends
+        // `notifications/cancelled` to the server.
+        match tokio::time::timeout(timeout, live.peer.call_tool(params)).await {
+            Err(_) => Err(CallError::Timeout),
+            Ok(Ok(result)) => serde_json::to_string(&result)
+                .map_err(|e| CallError::Protocol(format!("cannot encode the result: {e}"))),
+            Ok(Err(error)) => Err(self.describe_failure(error, &live)),
+        }
+    }
+
+    fn describe_failure(&self, error: ServiceError, live: &Live) -> CallError {
+        let name = &self.server.name;
+        match error {
+            ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS => {
+                CallError::InvalidArguments(format!("server `{name}`: {}", e.message))
+            }
+            ServiceError::McpError(e) => CallError::Protocol(format!(
+                "server `{name}` answered error {}: {}",
+                e.code.0, e.message
+            )),
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                match live.fault.lock().ok().and_then(|f| f.clone()) {
+                    Some(fault) => CallError::Protocol(format!(
+                        "server `{name}` wrote {fault}; its session was closed"
+                    )),
+                    None => CallError::Unavailable(format!(
+                        "server `{name}` closed the session during the call (did it exit?){}",
+                        live.stderr.describe()
+                    )),
+                }
+            }
+            ServiceError::Timeout { .. } => CallError::Timeout,
+            other => CallError::Protocol(format!("server `{name}`: {other}")),
+        }
+    }
+
+    /// Closes the session and ends the process; no new session starts
+    /// after (the caller has cancelled `closing`).
+    pub async fn shutdown(&self) {
+        // Waits for a start in progress (which `closing` aborts) to end.
+        let _gate = self.gate.lock().await;
+        let live = self.live.write().ok().and_then(|mut l| l.take());
+        if let Some(live) = live {
+            live.close(&self.server.name, self.server.settings.shutdown_grace)
+                .await;
+        }
+    }
+}
+
+impl Live {
+    fn alive(&self) -> bool {
+        !self.broken.load(Ordering::Acquire) && !self.peer.is_transport_closed()
+    }
+
+    fn fault_note(&self) -> String {
+        match self.fault.lock().ok().and_then(|f| f.clone()) {
+            Some(f) => format!(" (it wrote {f})"),
+            None => String::new(),
+        }
+    }
+
+    async fn tools(&self, server: &str) -> Arc<BTreeMap<String, ToolInfo>> {
+        if self.tools_stale.swap(false, Ordering::AcqRel) {
+            match self.peer.list_all_tools().await {
+                Ok(tools) => {
+                    let fresh = Arc::new(index_tools(server, tools));
+                    if let Ok(mut slot) = self.tools.write() {
+                        *slot = fresh.clone();
+                    }
+                    return fresh;
+                }
+                Err(error) => {
+                    tracing::warn!(server, %error, "cannot refresh the tool list; keeping the old one");
+                }
+            }
+        }
+        self.tools.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Closes the session (which closes the server's stdin), then ends the
+    /// process: see [`ServerProcess::terminate`].
+    async fn close(&self, server: &str, grace: Duration) {
+        self.stop.cancel();
+        if let Some(mut service) = self.service.lock().await.take() {
+            if let Err(error) = service.close_with_timeout(grace).await {
+                tracing::debug!(server, %error, "session did not close cleanly");
+            }
+            drop(service);
+        }
+        if let Some(process) = self.process.lock().await.take() {
+            process.terminate(server, grace).await;
+        }
+    }
+}
+
+/// Pings the session whenever it has been idle for `interval`; a failed
+/// ping marks it broken, so the next caller recycles it through the same
+/// single-flight path as a crash.
+async fn ping_while_idle(server: Arc<str>, live: Arc<Live>, interval: Duration, timeout: Duration) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = live.stop.cancelled() => return,
+        }
+        if live.in_flight.load(Ordering::Relaxed) > 0 {
+            continue;
+        }
+        let ping = live
+            .peer
+            .send_request(ClientRequest::PingRequest(PingRequest::default()));
+        let failure = match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:.1} s", timeout.as_secs_f64()),
+        };
+        if live.stop.is_cancelled() {
+            return;
+        }
+        tracing::warn!(server = %server, %failure, "health ping failed; the session will be recycled");
+        live.broken.store(true, Ordering::Release);
+        return;
+    }
+}
+
+fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, ToolInfo> {
+    tools
+        .into_iter()
+        .map(|t| {
+            let info = ToolInfo {
+                server: server.to_owned(),
+                name: t.name.to_string(),
+                description: t.description.as_ref().map(|d| d.to_string()),
+                input_schema: serde_json::to_string(&*t.input_schema)
+                    .unwrap_or_else(|_| "{}".to_owned()),
+            };
+            (info.name.clone(), info)
+        })
+        .collect()
+}
