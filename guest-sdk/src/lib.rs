@@ -13,6 +13,7 @@
 //!     let reply = call_tool("builtin", "echo", &serde_json::json!({ "message": input }))?;
 //!     Ok(reply.text())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! The crate is a `cdylib`; build it with

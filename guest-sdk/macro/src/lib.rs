@@ -6,8 +6,8 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type, parse_macro_input};
 
 /// Marks a plugin's entry function: `fn NAME(input: String | &str) ->
-/// Result<T, E>`. The function is kept as written; a hidden module exports
-/// it as the component's `run`.
+/// Result<T, E>`. The function is kept as written; hidden items beside it
+/// export it as the component's `run`.
 #[proc_macro_attribute]
 pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -66,22 +66,77 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     } else {
         quote!(input)
     };
-    let call =
-        quote_spanned!(sig.output.span()=> ::weir_guest::__private::finish(super::#name(#input)));
+    let call = quote_spanned!(sig.output.span()=> ::weir_guest::__private::finish(#name(#input)));
+    // Items beside the function, not in a module of their own, so that the
+    // function is in scope under its own name.
     Ok(quote! {
         #func
 
         #[doc(hidden)]
-        mod __weir_agent_export {
-            struct Agent;
+        struct __WeirAgent;
 
-            impl ::weir_guest::bindings::Guest for Agent {
-                fn run(input: ::std::string::String) -> ::std::result::Result<::std::string::String, ::std::string::String> {
-                    #call
-                }
+        impl ::weir_guest::bindings::Guest for __WeirAgent {
+            fn run(input: ::std::string::String) -> ::std::result::Result<::std::string::String, ::std::string::String> {
+                #call
             }
-
-            ::weir_guest::bindings::export!(Agent with_types_in ::weir_guest::bindings);
         }
+
+        ::weir_guest::bindings::export!(__WeirAgent with_types_in ::weir_guest::bindings);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(code: &str) -> Result<String, String> {
+        let func: ItemFn = syn::parse_str(code).expect("parses");
+        expand(&func)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Misuse is refused with a message that says what to write instead.
+    #[test]
+    fn rejects_misuse() {
+        let cases = [
+            (
+                "async fn run(i: String) -> Result<String, String> { todo!() }",
+                "cannot be async",
+            ),
+            (
+                "fn run<T>(i: String) -> Result<String, String> { todo!() }",
+                "cannot be generic",
+            ),
+            ("fn run(i: String) { }", "must return Result<T, E>"),
+            (
+                "fn run() -> Result<String, String> { todo!() }",
+                "exactly one argument",
+            ),
+            (
+                "fn run(a: String, b: String) -> Result<String, String> { todo!() }",
+                "exactly one argument",
+            ),
+        ];
+        for (code, want) in cases {
+            let err = expand_str(code).expect_err(code);
+            assert!(err.contains(want), "{code}: {err}");
+        }
+    }
+
+    /// A well-formed function is kept and exported; `&str` inputs are
+    /// passed by reference.
+    #[test]
+    fn expands_entry_points() {
+        let owned = expand_str("fn go(i: String) -> Result<String, String> { Ok(i) }").expect("ok");
+        assert!(
+            owned.contains("fn go")
+                && owned.contains("finish (go (input))")
+                && owned.contains("export !"),
+            "{owned}"
+        );
+        let borrowed =
+            expand_str("fn go(i: &str) -> Result<String, String> { Ok(i.into()) }").expect("ok");
+        assert!(borrowed.contains("finish (go (& input))"), "{borrowed}");
+    }
 }
