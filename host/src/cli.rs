@@ -247,10 +247,16 @@ async fn list(args: CommonArgs) -> Result<ExitCode> {
         lists = join_all(names.iter().map(|n| sessions.server_tools(&caller, n))) => Some(lists),
         () = shutdown_signal() => None,
     };
+    let protocols: std::collections::BTreeMap<String, Option<String>> = sessions
+        .stats()
+        .into_iter()
+        .map(|s| (s.name, s.protocol))
+        .collect();
     for (name, tools) in names.iter().zip(lists.into_iter().flatten()) {
         match tools {
             Ok(tools) => {
-                println!("  {name} ({} tools)", tools.len());
+                let protocol = protocols.get(*name).cloned().flatten().unwrap_or_default();
+                println!("  {name} ({} tools, MCP {protocol})", tools.len());
                 for tool in tools {
                     let description = tool.description.unwrap_or_default();
                     let first_line = description.lines().next().unwrap_or("");

@@ -83,6 +83,17 @@ pub enum Transport {
     /// weir's own embedded server, run as a child process of the `weir`
     /// binary so that it goes through the same session path as any other.
     Builtin,
+    /// A remote server speaking MCP's streamable HTTP transport.
+    Http(HttpServer),
+}
+
+/// How to reach a streamable HTTP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpServer {
+    /// The MCP endpoint, e.g. `https://example.com/mcp`.
+    pub url: String,
+    /// Sent with every request (`Authorization`, API keys).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Who shares a server's sessions.
@@ -228,6 +239,8 @@ struct RawServer {
     env: BTreeMap<String, String>,
     cwd: Option<String>,
     url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     #[serde(rename = "type")]
     transport: Option<String>,
     #[serde(default)]
@@ -338,50 +351,84 @@ impl Config {
             for key in server.other.keys() {
                 tracing::debug!(server = %name, key = %key, "ignoring config key weir does not use");
             }
-            if let Some(url) = &server.url {
-                return Err(invalid(
-                    at(".url"),
-                    format!(
-                        "remote servers (streamable HTTP, SSE: {url}) are not supported yet; \
-                         only stdio servers with \"command\" are"
-                    ),
-                ));
-            }
-            if let Some(t) = server.transport.as_deref().filter(|t| *t != "stdio") {
-                return Err(invalid(
-                    at(".type"),
-                    format!("transport \"{t}\" is not supported; only \"stdio\" is"),
-                ));
-            }
             let expand_at = |field: String, value: &str| {
                 expand_vars(value, &env).map_err(|message| invalid(field, message))
             };
-            let command = match server.command.as_deref().map(str::trim) {
-                Some(c) if !c.is_empty() => expand_at(at(".command"), c)?,
-                _ => return Err(invalid(at(""), "missing \"command\"".into())),
+            let transport = match (server.transport.as_deref(), &server.url, &server.command) {
+                (Some("sse"), _, _) => {
+                    return Err(invalid(
+                        at(".type"),
+                        "the legacy HTTP+SSE transport is not supported; point \"url\" at the \
+                         server's streamable HTTP endpoint (usually /mcp) instead"
+                            .into(),
+                    ));
+                }
+                (Some(t), _, _)
+                    if !matches!(t, "stdio" | "http" | "streamable-http" | "streamableHttp") =>
+                {
+                    return Err(invalid(
+                        at(".type"),
+                        format!("unknown transport \"{t}\"; use \"stdio\" or \"http\""),
+                    ));
+                }
+                (_, Some(_), Some(_)) => {
+                    return Err(invalid(
+                        at(""),
+                        "give either \"command\" or \"url\", not both".into(),
+                    ));
+                }
+                (_, Some(url), None) => {
+                    let url = expand_at(at(".url"), url.trim())?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid(
+                            at(".url"),
+                            format!("{url:?} is not an http:// or https:// URL"),
+                        ));
+                    }
+                    let headers = server
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            let value = expand_at(at(&format!(".headers.{k}")), v)?;
+                            check_header(k, &value)
+                                .map_err(|m| invalid(at(&format!(".headers.{k}")), m))?;
+                            Ok((k.clone(), value))
+                        })
+                        .collect::<Result<_, ConfigError>>()?;
+                    Transport::Http(HttpServer { url, headers })
+                }
+                (_, None, command) => {
+                    let command = match command.as_deref().map(str::trim) {
+                        Some(c) if !c.is_empty() => expand_at(at(".command"), c)?,
+                        _ => {
+                            return Err(invalid(at(""), "missing \"command\" (or \"url\")".into()));
+                        }
+                    };
+                    let args = server
+                        .args
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| expand_at(at(&format!(".args[{i}]")), a))
+                        .collect::<Result<_, _>>()?;
+                    let env_vars = server
+                        .env
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), expand_at(at(&format!(".env.{k}")), v)?)))
+                        .collect::<Result<_, ConfigError>>()?;
+                    let cwd = server
+                        .cwd
+                        .as_deref()
+                        .map(|c| expand_at(at(".cwd"), c).map(|c| base.join(c)))
+                        .transpose()?;
+                    Transport::Stdio(StdioServer {
+                        command,
+                        args,
+                        env: env_vars,
+                        cwd,
+                    })
+                }
             };
-            let args = server
-                .args
-                .iter()
-                .enumerate()
-                .map(|(i, a)| expand_at(at(&format!(".args[{i}]")), a))
-                .collect::<Result<_, _>>()?;
-            let env_vars = server
-                .env
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), expand_at(at(&format!(".env.{k}")), v)?)))
-                .collect::<Result<_, ConfigError>>()?;
-            let cwd = server
-                .cwd
-                .as_deref()
-                .map(|c| expand_at(at(".cwd"), c).map(|c| base.join(c)))
-                .transpose()?;
-            let mut entry = ServerConfig::new(Transport::Stdio(StdioServer {
-                command,
-                args,
-                env: env_vars,
-                cwd,
-            }));
+            let mut entry = ServerConfig::new(transport);
             if let Some(n) = server.pool_size {
                 if !(1..=64).contains(&n) {
                     return Err(invalid(
@@ -522,6 +569,15 @@ impl Config {
             sessions,
         })
     }
+}
+
+/// A header weir can send: a valid name, and a value without line breaks.
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+    http::HeaderValue::from_str(value)
+        .map_err(|_| "the value has characters an HTTP header cannot carry".to_owned())?;
+    Ok(())
 }
 
 fn valid_server_name(name: &str) -> bool {
@@ -680,8 +736,24 @@ mod tests {
                 "mcpServers.gh.args: invalid type: string \"oops\", expected a sequence",
             ),
             (
-                r#"{"mcpServers": {"gh": {"url": "http://127.0.0.1:1/mcp"}}}"#,
-                "mcpServers.gh.url: remote servers",
+                r#"{"mcpServers": {"gh": {"type": "sse", "url": "http://127.0.0.1:1/sse"}}}"#,
+                "mcpServers.gh.type: the legacy HTTP+SSE transport is not supported",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"url": "ftp://x"}}}"#,
+                "mcpServers.gh.url: \"ftp://x\" is not an http:// or https:// URL",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"url": "http://x/mcp", "command": "y"}}}"#,
+                "mcpServers.gh: give either \"command\" or \"url\", not both",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"url": "http://x/mcp", "headers": {"X-Key": "${NOPE}"}}}}"#,
+                "mcpServers.gh.headers.X-Key: environment variable NOPE is not set",
+            ),
+            (
+                r#"{"mcpServers": {"gh": {"url": "http://x/mcp", "headers": {"Bad Name": "v"}}}}"#,
+                "mcpServers.gh.headers.Bad Name: \"Bad Name\" is not a valid HTTP header name",
             ),
             (
                 r#"{"mcpServers": {"a b": {"command": "x"}}}"#,
@@ -713,6 +785,23 @@ mod tests {
             );
             assert!(got.contains("/etc/weir/weir.json"), "{got}");
         }
+    }
+
+    /// Remote servers: `url` and `headers`, with variables expanded.
+    #[test]
+    fn reads_http_servers() {
+        let config = parse(
+            r#"{"mcpServers": {"remote": {"type": "http", "url": "https://mcp.example/mcp",
+                "headers": {"Authorization": "Bearer ${TOKEN}"}}}}"#,
+        )
+        .expect("valid config");
+        assert_eq!(
+            config.servers["remote"].transport,
+            Transport::Http(HttpServer {
+                url: "https://mcp.example/mcp".into(),
+                headers: BTreeMap::from([("Authorization".into(), "Bearer s3cret".into())]),
+            })
+        );
     }
 
     /// Per-server session settings: pool, scope, timeouts, ping.

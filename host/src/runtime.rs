@@ -54,6 +54,9 @@ impl Host {
         };
         let sandbox =
             Sandbox::new(&config.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        // TLS for remote servers. Installing twice (a second host in one
+        // process) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             sessions: Arc::new(Sessions::new(&config, weir_exe)),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),

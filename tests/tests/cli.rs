@@ -226,8 +226,8 @@ fn list_shows_servers_and_tools() {
     for want in [
         "  hello",
         "ok",
-        "  builtin (5 tools)",
-        "  test (11 tools)",
+        "  builtin (5 tools, MCP 20",
+        "  test (12 tools, MCP 20",
         "    sleep",
         "    kv_set",
     ] {

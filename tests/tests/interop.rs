@@ -21,6 +21,79 @@ fn everything_bin() -> PathBuf {
     bin
 }
 
+fn time_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/.venv/bin/mcp-server-time");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `python3 -m venv tests/py/.venv && tests/py/.venv/bin/pip install -r tests/py/requirements.txt` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The PyPI reference server `mcp-server-time` (the Python SDK) over stdio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_time_server() {
+    let scratch = Scratch::new("time");
+    let path = scratch.dir.join("weir.json");
+    let config = json!({"mcpServers": {"time": {"command": time_bin(), "args": ["--local-timezone", "UTC"]}}});
+    std::fs::write(&path, config.to_string()).expect("write config");
+    let host = Host::new(Config::load(&path).expect("config"), Some(WEIR.into())).expect("host");
+    let testbed = load(&host, "testbed");
+    let out = host
+        .run(&testbed, r#"call:time:get_current_time:{"timezone":"UTC"}"#)
+        .await
+        .expect("runs");
+    assert!(
+        out.starts_with("ok:") && out.contains("\"timezone\": \"UTC\""),
+        "{out}"
+    );
+    let bad = host
+        .run(
+            &testbed,
+            r#"call:time:get_current_time:{"timezone":"Mars/Olympus"}"#,
+        )
+        .await
+        .expect("runs");
+    assert!(
+        bad.contains("Mars/Olympus"),
+        "the server's complaint reaches the plugin: {bad}"
+    );
+    let time = host
+        .sessions()
+        .stats()
+        .into_iter()
+        .find(|s| s.name == "time")
+        .expect("stats");
+    assert_eq!(
+        (time.sessions_opened, time.protocol.as_deref()),
+        (1, Some("2025-11-25"))
+    );
+    host.shutdown().await;
+}
+
+/// A server that only speaks the 2025-06-18 revision is served the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_protocol_revision() {
+    let scratch = Scratch::new("protocol");
+    let mut entry = scratch.test_server(json!({}));
+    entry["env"]["WEIR_TEST_PROTOCOL"] = json!("2025-06-18");
+    let host = scratch.host_with(json!({}), json!({ "test": entry }));
+    let testbed = load(&host, "testbed");
+    assert_eq!(
+        host.run(&testbed, "echo:old:5").await.expect("runs"),
+        "5 ok"
+    );
+    let test = host
+        .sessions()
+        .stats()
+        .into_iter()
+        .find(|s| s.name == "test")
+        .expect("stats");
+    assert_eq!(test.protocol.as_deref(), Some("2025-06-18"));
+    host.shutdown().await;
+}
+
 fn host_with_everything(scratch: &Scratch) -> Host {
     let path = scratch.dir.join("weir.json");
     let config = json!({"mcpServers": {"everything": {"command": everything_bin(), "args": ["stdio"]}},

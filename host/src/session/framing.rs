@@ -36,8 +36,11 @@ struct Envelope {
 /// Why a line is not a JSON-RPC message, or `None` if it is one.
 pub(crate) fn check_line(line: &[u8]) -> Option<String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return None,
+        // Serde would also read a struct from an array; MCP has no batches.
+        Some(b'{') => {}
+        Some(_) => return Some(format!("not JSON-RPC (not a JSON object): {}", quote(line))),
     }
     match serde_json::from_slice::<Envelope>(line) {
         Err(e) => Some(format!("not JSON-RPC ({e}): {}", quote(line))),
@@ -159,10 +162,14 @@ mod tests {
             assert_eq!(check_line(line), None, "{}", String::from_utf8_lossy(line));
         }
         let bad: &[(&[u8], &str)] = &[
-            (b"this is not json", "not JSON-RPC (expected value"),
+            (
+                b"this is not json",
+                "not JSON-RPC (not a JSON object): \"this is not json\"",
+            ),
+            (b"{oops", "not JSON-RPC (key must be a string"),
             (br#"{"hello": "world"}"#, "no \"jsonrpc\""),
             (br#"{"jsonrpc":"2.0","id":1}"#, "neither a request"),
-            (b"[1, 2]", "not JSON-RPC (invalid type"),
+            (b"[1, 2, 3, 4, 5]", "not a JSON object"),
         ];
         for (line, want) in bad {
             let got = check_line(line).expect("rejected");
@@ -205,8 +212,12 @@ mod tests {
                 _: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<std::io::Result<()>> {
-                if let Some(chunk) = self.0.pop_front() {
-                    buf.put_slice(&chunk);
+                if let Some(mut chunk) = self.0.pop_front() {
+                    let n = chunk.len().min(buf.remaining());
+                    buf.put_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(chunk.split_off(n));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

@@ -25,13 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::future::{BoxFuture, FutureExt, join_all};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::pool::Upstream;
 use self::process::Launch;
-use self::slot::ServerShared;
-use crate::config::{Config, Transport};
+use self::slot::{Connect, ServerShared};
+use crate::config::{Config, HttpServer, Transport};
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 
 /// A snapshot of one server's sessions.
@@ -41,8 +42,10 @@ pub struct ServerStats {
     /// Sessions opened since the host started: first starts, restarts
     /// after a crash, one per pool slot and plugin scope.
     pub sessions_opened: u64,
-    /// Processes of the sessions open now.
+    /// Processes of the sessions open now (stdio servers).
     pub pids: Vec<u32>,
+    /// The MCP revision an open session negotiated, if one is open.
+    pub protocol: Option<String>,
 }
 
 /// Every server the host may talk to, by name.
@@ -62,23 +65,24 @@ impl Sessions {
             .servers
             .iter()
             .map(|(name, server)| {
-                let launch = match &server.transport {
-                    Transport::Builtin => Launch {
+                let connect = match &server.transport {
+                    Transport::Builtin => Connect::Stdio(Launch {
                         program: weir_exe.clone(),
                         args: vec![crate::builtin::SUBCOMMAND.to_owned()],
                         env: Vec::new(),
                         cwd: None,
-                    },
-                    Transport::Stdio(s) => Launch {
+                    }),
+                    Transport::Stdio(s) => Connect::Stdio(Launch {
                         program: PathBuf::from(&s.command),
                         args: s.args.clone(),
                         env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         cwd: s.cwd.clone(),
-                    },
+                    }),
+                    Transport::Http(h) => Connect::Http(http_config(h)),
                 };
                 let shared = Arc::new(ServerShared {
                     name: Arc::from(name.as_str()),
-                    launch,
+                    connect,
                     settings: config.sessions.clone(),
                     call_timeout: server.call_timeout.unwrap_or(config.sessions.call_timeout),
                     startup_timeout: server
@@ -138,6 +142,7 @@ impl Sessions {
                 name: name.clone(),
                 sessions_opened: u.shared().opened.load(Ordering::Relaxed),
                 pids: u.pids(),
+                protocol: u.protocol(),
             })
             .collect()
     }
@@ -151,6 +156,24 @@ impl Sessions {
         self.reaper.close();
         self.reaper.wait().await;
     }
+}
+
+/// The rmcp client settings for a remote server. Headers were checked
+/// when the config was read; one that still does not parse is skipped.
+fn http_config(server: &HttpServer) -> StreamableHttpClientTransportConfig {
+    let headers = server
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                http::HeaderValue::from_str(v).ok()?,
+            ))
+        })
+        .collect();
+    StreamableHttpClientTransportConfig::with_uri(server.url.as_str())
+        .custom_headers(headers)
+        .reinit_on_expired_session(true)
 }
 
 impl ToolGateway for Sessions {

@@ -60,6 +60,10 @@ impl Pool {
         self.slots.iter().filter_map(Slot::pid)
     }
 
+    fn protocol(&self) -> Option<String> {
+        self.slots.iter().find_map(Slot::protocol)
+    }
+
     async fn shutdown(&self) {
         self.closing.cancel();
         join_all(self.slots.iter().map(Slot::shutdown)).await;
@@ -75,10 +79,13 @@ pub(crate) struct Upstream {
     closing: CancellationToken,
 }
 
+/// Plugin-scoped pools by plugin, with when each was last used (for
+/// eviction).
+type PluginPools = HashMap<Arc<str>, (Arc<Pool>, Instant)>;
+
 enum Pools {
     Shared(Arc<Pool>),
-    /// Per plugin, with when each was last used (for eviction).
-    PerPlugin(Mutex<HashMap<Arc<str>, (Arc<Pool>, Instant)>>),
+    PerPlugin(Mutex<PluginPools>),
 }
 
 impl Upstream {
@@ -172,6 +179,11 @@ impl Upstream {
             .iter()
             .flat_map(|p| p.pids().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// The protocol revision of some open session, if any is open.
+    pub fn protocol(&self) -> Option<String> {
+        self.all_pools().iter().find_map(|p| p.protocol())
     }
 
     pub async fn shutdown(&self) {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientRequest, ErrorCode, PingRequest, Tool};
-use rmcp::service::{Peer, RoleClient, RunningService, ServiceError};
+use rmcp::service::{ClientInitializeError, Peer, RoleClient, RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,11 +23,20 @@ use super::process::{Launch, ServerProcess, StderrTail};
 use crate::config::SessionSettings;
 use crate::gateway::{Arguments, CallError, ToolInfo};
 
+/// How a slot reaches its server.
+pub(crate) enum Connect {
+    /// Spawn a process and speak over its stdio.
+    Stdio(Launch),
+    /// Open a streamable HTTP session (rmcp re-initializes it, once per
+    /// request, if the server expires it).
+    Http(StreamableHttpClientTransportConfig),
+}
+
 /// What every slot of one server shares: how to start it, its settings and
 /// its counters.
 pub(crate) struct ServerShared {
     pub name: Arc<str>,
-    pub launch: Launch,
+    pub connect: Connect,
     pub settings: SessionSettings,
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
@@ -53,6 +64,8 @@ pub(crate) struct Live {
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, SessionClient>>>,
     process: tokio::sync::Mutex<Option<ServerProcess>>,
     pid: Option<u32>,
+    /// The MCP revision the server agreed to.
+    protocol: String,
     stderr: StderrTail,
     /// Why the session was ended for breaking the protocol, if it was.
     fault: ProtocolFault,
@@ -104,6 +117,11 @@ impl Slot {
     pub fn load(&self) -> usize {
         self.current()
             .map_or(0, |l| l.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// The protocol revision of the open session.
+    pub fn protocol(&self) -> Option<String> {
+        self.current_alive().map(|l| l.protocol.clone())
     }
 
     /// The pid of the open session's process.
@@ -177,34 +195,28 @@ impl Slot {
         }
     }
 
-    /// Spawns the process, initializes the session and fetches the tools.
+    /// Connects (spawning the process for stdio), initializes the session
+    /// and fetches the tools.
     async fn open(&self) -> Result<Arc<Live>, String> {
         let server = &self.server;
-        let (process, stdout, stdin) = ServerProcess::spawn(&server.name, &server.launch)?;
-        server.opened.fetch_add(1, Ordering::Relaxed);
-        let stderr = process.stderr.clone();
         let fault = ProtocolFault::default();
-        let stdout = CheckedLines::new(stdout, server.name.clone(), fault.clone());
         let tools_stale = Arc::new(AtomicBool::new(false));
         let client = SessionClient::new(server.name.clone(), tools_stale.clone());
-        let handshake = async {
-            let service = client
-                .serve((stdout, stdin))
-                .await
-                .map_err(|e| format!("initialize failed: {e}"))?;
-            let tools = service
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list failed: {e}"))?;
-            Ok::<_, String>((service, tools))
-        };
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(server.startup_timeout, handshake) => r.unwrap_or_else(|_| Err(format!(
-                "no answer to initialize within {:.1} s",
-                server.startup_timeout.as_secs_f64()
-            ))),
-            () = self.closing.cancelled() => Err("weir is shutting down".into()),
+        let (process, stderr, outcome) = match &server.connect {
+            Connect::Stdio(launch) => {
+                let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;
+                server.opened.fetch_add(1, Ordering::Relaxed);
+                let stdout = CheckedLines::new(stdout, server.name.clone(), fault.clone());
+                let outcome = self.handshake(client.serve((stdout, stdin))).await;
+                let stderr = process.stderr.clone();
+                (Some(process), stderr, outcome)
+            }
+            Connect::Http(config) => {
+                server.opened.fetch_add(1, Ordering::Relaxed);
+                let transport = StreamableHttpClientTransport::from_config(config.clone());
+                let outcome = self.handshake(client.serve(transport)).await;
+                (None, StderrTail::default(), outcome)
+            }
         };
         let (service, tools) = match outcome {
             Ok(ok) => ok,
@@ -215,23 +227,30 @@ impl Slot {
                     None => error,
                 };
                 let error = format!("{error}{}", stderr.describe());
-                process
-                    .terminate(&server.name, server.settings.shutdown_grace)
-                    .await;
+                if let Some(process) = process {
+                    process
+                        .terminate(&server.name, server.settings.shutdown_grace)
+                        .await;
+                }
                 return Err(error);
             }
         };
-        let info = service.peer().peer_info();
+        let protocol = service
+            .peer()
+            .peer_info()
+            .map(|i| i.protocol_version.to_string())
+            .unwrap_or_default();
         tracing::info!(
             server = %server.name,
-            pid = process.pid(),
-            protocol = info.as_ref().map(|i| i.protocol_version.to_string()).unwrap_or_default(),
+            pid = live_pid(&process),
+            protocol = %protocol,
             tools = tools.len(),
             "session open"
         );
         let live = Arc::new(Live {
             peer: service.peer().clone(),
-            pid: process.pid(),
+            pid: process.as_ref().and_then(ServerProcess::pid),
+            protocol,
             stderr,
             fault,
             broken: AtomicBool::new(false),
@@ -240,7 +259,7 @@ impl Slot {
             in_flight: AtomicUsize::new(0),
             stop: self.closing.child_token(),
             service: tokio::sync::Mutex::new(Some(service)),
-            process: tokio::sync::Mutex::new(Some(process)),
+            process: tokio::sync::Mutex::new(process),
         });
         if let Some(interval) = server.ping_interval {
             server.reaper.spawn(ping_while_idle(
@@ -251,6 +270,36 @@ impl Slot {
             ));
         }
         Ok(live)
+    }
+
+    /// Initializes the session on a transport and fetches its tools, within
+    /// the startup timeout; shutdown aborts it.
+    async fn handshake<F>(
+        &self,
+        serve: F,
+    ) -> Result<(RunningService<RoleClient, SessionClient>, Vec<Tool>), String>
+    where
+        F: Future<
+            Output = Result<RunningService<RoleClient, SessionClient>, ClientInitializeError>,
+        >,
+    {
+        let server = &self.server;
+        let handshake = async {
+            let service = serve.await.map_err(|e| format!("initialize failed: {e}"))?;
+            let tools = service
+                .peer()
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("tools/list failed: {e}"))?;
+            Ok::<_, String>((service, tools))
+        };
+        tokio::select! {
+            r = tokio::time::timeout(server.startup_timeout, handshake) => r.unwrap_or_else(|_| Err(format!(
+                "no answer to initialize within {:.1} s",
+                server.startup_timeout.as_secs_f64()
+            ))),
+            () = self.closing.cancelled() => Err("weir is shutting down".into()),
+        }
     }
 
     /// Closes a dead session in the background; shutdown waits for it.
@@ -418,6 +467,10 @@ async fn ping_while_idle(server: Arc<str>, live: Arc<Live>, interval: Duration, 
         live.broken.store(true, Ordering::Release);
         return;
     }
+}
+
+fn live_pid(process: &Option<ServerProcess>) -> Option<u32> {
+    process.as_ref().and_then(ServerProcess::pid)
 }
 
 fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, ToolInfo> {

@@ -9,6 +9,12 @@
 //! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
+//! - `WEIR_TEST_PROTOCOL=V`: answers `initialize` with protocol revision V.
+//!
+//! With `--http ADDR` it serves streamable HTTP on ADDR (loopback only)
+//! instead of stdio, printing `listening http://HOST:PORT/mcp` first; the
+//! tool `expire_sessions` then drops every session, as a server restart
+//! would, so clients see HTTP 404 and must re-initialize.
 //!
 //! Tools: `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
 //! result), `crash` (exits mid-call), `pid`, `kv_set`/`kv_get` (state of
@@ -31,6 +37,9 @@ use rmcp::model::{
     ContentBlock, ErrorData, ListToolsResult, PaginatedRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, ServiceExt, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -42,6 +51,8 @@ struct TestServer {
     late: Arc<AtomicBool>,
     /// Per-process state, to tell sessions apart.
     kv: Arc<Mutex<HashMap<String, String>>>,
+    /// In HTTP mode, the sessions `expire_sessions` drops.
+    http_sessions: Option<Arc<LocalSessionManager>>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -94,12 +105,28 @@ fn raw_stdout(line: &str) -> CallToolResult {
 
 #[tool_router]
 impl TestServer {
-    fn new() -> Self {
+    fn new(http_sessions: Option<Arc<LocalSessionManager>>) -> Self {
         Self {
             tool_router: Self::tool_router(),
             late: Arc::default(),
             kv: Arc::default(),
+            http_sessions,
         }
+    }
+
+    #[tool(description = "HTTP mode: drops every session shortly after answering.")]
+    async fn expire_sessions(&self) -> CallToolResult {
+        let Some(manager) = self.http_sessions.clone() else {
+            return CallToolResult::error(vec![ContentBlock::text("not in HTTP mode")]);
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let ids: Vec<_> = manager.sessions.read().await.keys().cloned().collect();
+            for id in ids {
+                let _ = manager.close_session(&id).await;
+            }
+        });
+        text("expiring")
     }
 
     #[tool(description = "Returns the message.")]
@@ -185,12 +212,21 @@ impl TestServer {
 
 impl ServerHandler for TestServer {
     fn get_info(&self) -> rmcp::model::ServerConfig {
-        rmcp::model::ServerConfig::new(
+        let config = rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
-        )
+        );
+        match std::env::var("WEIR_TEST_PROTOCOL").as_deref() {
+            Ok("2025-06-18") => {
+                config.with_protocol_version(rmcp::model::ProtocolVersion::V_2025_06_18)
+            }
+            Ok("2025-03-26") => {
+                config.with_protocol_version(rmcp::model::ProtocolVersion::V_2025_03_26)
+            }
+            _ => config,
+        }
     }
 
     async fn list_tools(
@@ -237,8 +273,45 @@ impl ServerHandler for TestServer {
     }
 }
 
+/// Serves streamable HTTP on `addr` until killed.
+async fn serve_http(addr: &str) -> anyhow::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    anyhow::ensure!(
+        local.ip().is_loopback(),
+        "the test server binds loopback only, not {local}"
+    );
+    let manager = Arc::new(LocalSessionManager::default());
+    let factory_manager = manager.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(TestServer::new(Some(factory_manager.clone()))),
+        manager,
+        StreamableHttpServerConfig::default(),
+    );
+    println!("listening http://{local}/mcp");
+    std::io::stdout().flush()?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, addr] = args.as_slice()
+        && flag == "--http"
+    {
+        return serve_http(addr).await;
+    }
     let pid = std::process::id();
     if let Ok(flag) = std::env::var("WEIR_TEST_FAIL_START")
         && std::path::Path::new(&flag).exists()
@@ -252,7 +325,9 @@ async fn main() -> anyhow::Result<()> {
         std::future::pending::<()>().await;
     }
     eprintln!("weir-test-server: starting (pid {pid})");
-    let service = TestServer::new().serve(rmcp::transport::stdio()).await?;
+    let service = TestServer::new(None)
+        .serve(rmcp::transport::stdio())
+        .await?;
     service.waiting().await?;
     Ok(())
 }
