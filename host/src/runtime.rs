@@ -40,6 +40,9 @@ pub struct Host {
     /// One permit per run in flight; sized like the instance pool, so a
     /// burst of runs waits for a slot instead of failing to instantiate.
     permits: Arc<Semaphore>,
+    /// Cancelled when the host stops taking new runs.
+    accepting: CancellationToken,
+    /// Cancelled when runs in flight are to be stopped.
     closing: CancellationToken,
 }
 
@@ -62,6 +65,7 @@ impl Host {
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),
             sandbox,
             config,
+            accepting: CancellationToken::new(),
             closing: CancellationToken::new(),
         })
     }
@@ -83,9 +87,12 @@ impl Host {
     /// Runs `plugin` once. Waits for a run slot if all are taken; a run
     /// started before shutdown is stopped by it (see [`Host::shutdown`]).
     pub async fn run(&self, plugin: &Plugin, input: &str) -> Result<String, HostRunError> {
+        if self.accepting.is_cancelled() {
+            return Err(HostRunError::ShuttingDown);
+        }
         let _permit = tokio::select! {
             permit = self.permits.acquire() => permit.map_err(|_| HostRunError::ShuttingDown)?,
-            () = self.closing.cancelled() => return Err(HostRunError::ShuttingDown),
+            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
         };
         let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
         tokio::select! {
@@ -94,9 +101,30 @@ impl Host {
         }
     }
 
+    /// A graceful stop: takes no new runs, lets the runs in flight finish
+    /// for up to `grace`, then [`shutdown`](Host::shutdown)s. Returns how
+    /// many runs were still going when the grace ran out.
+    pub async fn drain(&self, grace: std::time::Duration) -> usize {
+        self.accepting.cancel();
+        let all = u32::try_from(self.config.limits.max_concurrent_runs).unwrap_or(u32::MAX);
+        let unfinished = match tokio::time::timeout(grace, self.permits.acquire_many(all)).await {
+            Ok(_) => 0,
+            Err(_) => self.config.limits.max_concurrent_runs - self.permits.available_permits(),
+        };
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "runs still going after the grace period; stopping them"
+            );
+        }
+        self.shutdown().await;
+        unfinished
+    }
+
     /// Stops runs in flight, closes every session and ends every server
     /// process; returns when all are gone.
     pub async fn shutdown(&self) {
+        self.accepting.cancel();
         self.closing.cancel();
         self.permits.close();
         self.sessions.shutdown().await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use support::{Scratch, load};
+use weir_host::HostRunError;
 use weir_host::gateway::{Caller, ToolGateway};
 
 /// One run making 100 calls uses exactly one session.
@@ -146,4 +147,50 @@ async fn crashed_server_is_restarted_once() {
         "one session before the crash, one after"
     );
     host.shutdown().await;
+}
+
+/// A graceful stop lets runs in flight finish, refuses new ones, then
+/// closes every session; runs past the grace period are stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_finishes_runs_in_flight() {
+    let scratch = Scratch::new("drain");
+    let host = Arc::new(scratch.host(json!({})));
+    let testbed = load(&host, "testbed");
+    let slow = {
+        let (host, testbed) = (host.clone(), testbed.clone());
+        tokio::spawn(async move { host.run(&testbed, "sleep:500").await })
+    };
+    let stuck = {
+        let (host, testbed) = (host.clone(), testbed.clone());
+        tokio::spawn(async move { host.run(&testbed, "call:test:hang:").await })
+    };
+    assert!(
+        support::eventually(std::time::Duration::from_secs(10), || async {
+            scratch.sessions().len() == 1
+        })
+        .await
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let drain = {
+        let host = host.clone();
+        tokio::spawn(async move { host.drain(std::time::Duration::from_secs(3)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        host.run(&testbed, "env").await,
+        Err(HostRunError::ShuttingDown),
+        "no new runs"
+    );
+    assert_eq!(
+        slow.await.expect("task"),
+        Ok("ok:slept".to_owned()),
+        "finished within the grace"
+    );
+    assert_eq!(
+        stuck.await.expect("task"),
+        Err(HostRunError::ShuttingDown),
+        "stopped after the grace"
+    );
+    assert_eq!(drain.await.expect("task"), 1, "one run outlived the grace");
+    assert!(!support::alive(scratch.sessions()[0]), "server ended");
 }
