@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::policy::{Policy, PolicySpec, ToolPattern};
+
 /// Name under which the embedded default server is offered.
 pub const BUILTIN_SERVER: &str = "builtin";
 
@@ -34,6 +36,29 @@ pub struct Config {
     pub limits: RunLimits,
     /// Timeouts of the session manager.
     pub sessions: SessionSettings,
+    /// The policy of every plugin the operator did not name: by default,
+    /// the built-in server's tools and nothing else.
+    pub default_policy: Policy,
+    /// Grants for named plugins (`weir.plugins.NAME`).
+    pub plugins: BTreeMap<String, PluginGrant>,
+}
+
+/// What the operator set for one plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginGrant {
+    pub policy: Policy,
+    /// The plugin file's expected sha256 (hex); a mismatch refuses it.
+    pub sha256: Option<String>,
+}
+
+impl Config {
+    /// The operator's policy and pin for plugin `name`.
+    pub fn grant_for(&self, name: &str) -> (&Policy, Option<&str>) {
+        match self.plugins.get(name) {
+            Some(g) => (&g.policy, g.sha256.as_deref()),
+            None => (&self.default_policy, None),
+        }
+    }
 }
 
 /// One MCP server the host may open sessions to, and how many.
@@ -184,16 +209,38 @@ impl Default for SessionSettings {
 impl Default for Config {
     /// No file: the built-in server only.
     fn default() -> Self {
+        let limits = RunLimits::default();
         Self {
+            default_policy: base_policy(&limits, true),
+            plugins: BTreeMap::new(),
             source: None,
             servers: BTreeMap::from([(
                 BUILTIN_SERVER.to_owned(),
                 ServerConfig::new(Transport::Builtin),
             )]),
             plugins_dir: None,
-            limits: RunLimits::default(),
+            limits,
             sessions: SessionSettings::default(),
         }
+    }
+}
+
+/// The policy before any operator layer: the host-wide limits, and a
+/// grant of the built-in server's tools when it is offered.
+fn base_policy(limits: &RunLimits, builtin: bool) -> Policy {
+    Policy {
+        allow: if builtin {
+            vec![
+                ToolPattern::parse(&format!("{BUILTIN_SERVER}/*"))
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+            ]
+        } else {
+            Vec::new()
+        },
+        memory_bytes: limits.memory_bytes,
+        deadline: limits.deadline,
+        output_bytes: limits.output_bytes,
+        ..Policy::default()
     }
 }
 
@@ -284,6 +331,11 @@ struct RawWeir {
     backoff_max_secs: Option<f64>,
     circuit_threshold: Option<u32>,
     circuit_cooldown_secs: Option<f64>,
+    /// Policy fields (see [`PolicySpec`]) for plugins not named below.
+    default_policy: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Per plugin: policy fields, plus `sha256`.
+    #[serde(default)]
+    plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Config {
@@ -479,7 +531,7 @@ impl Config {
             servers.insert(name, entry);
         }
 
-        let w = raw.weir;
+        let w = &raw.weir;
         let mut limits = RunLimits::default();
         let mut sessions = SessionSettings::default();
         if let Some(mb) = w.memory_limit_mb {
@@ -561,12 +613,55 @@ impl Config {
             .transpose()
             .map_err(|m| invalid("weir.plugins_dir".into(), m))?;
 
+        let base = base_policy(&limits, raw.weir.builtin.unwrap_or(true));
+        let default_policy = match &w.default_policy {
+            None => base,
+            Some(fields) => policy_spec(fields, "weir.default_policy", &invalid)?
+                .over(&base)
+                .map_err(|m| invalid("weir.default_policy".into(), m))?,
+        };
+        let mut plugins = BTreeMap::new();
+        for (name, fields) in &w.plugins {
+            let at = format!("weir.plugins.{name}");
+            let mut fields = fields.clone();
+            let sha256 = match fields.remove("sha256") {
+                None => None,
+                Some(serde_json::Value::String(h))
+                    if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    Some(h.to_ascii_lowercase())
+                }
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{at}.sha256"),
+                        format!("{other} is not 64 hex digits"),
+                    ));
+                }
+            };
+            let policy = policy_spec(&fields, &at, &invalid)?
+                .over(&default_policy)
+                .map_err(|m| invalid(at.clone(), m))?;
+            if policy.memory_bytes > limits.memory_bytes {
+                return Err(invalid(
+                    format!("{at}.memory_limit_mb"),
+                    format!(
+                        "{} MiB is above the host-wide memory_limit_mb of {} MiB",
+                        policy.memory_bytes >> 20,
+                        limits.memory_bytes >> 20
+                    ),
+                ));
+            }
+            plugins.insert(name.clone(), PluginGrant { policy, sha256 });
+        }
+
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
             plugins_dir,
             limits,
             sessions,
+            default_policy,
+            plugins,
         })
     }
 }
@@ -578,6 +673,23 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     http::HeaderValue::from_str(value)
         .map_err(|_| "the value has characters an HTTP header cannot carry".to_owned())?;
     Ok(())
+}
+
+/// Reads policy fields, naming the field of any error.
+fn policy_spec(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<PolicySpec, ConfigError> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(fields.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let location = if path == "." {
+            at.to_owned()
+        } else {
+            format!("{at}.{path}")
+        };
+        invalid(location, strip_position(&e.inner().to_string()))
+    })
 }
 
 fn valid_server_name(name: &str) -> bool {
@@ -840,6 +952,65 @@ mod tests {
             (
                 r#"{"weir": {"circuit_threshold": 0}}"#,
                 "weir.circuit_threshold: must be at least 1",
+            ),
+        ];
+        for (text, want) in bad {
+            let got = error_of(text);
+            assert!(got.contains(want), "{text}\n  got:  {got}\n  want: {want}");
+        }
+    }
+
+    /// Policies: the default grants the built-in server only; the operator
+    /// layers a default and per-plugin grants, pins included.
+    #[test]
+    fn reads_policies() {
+        let plain = parse("{}").expect("valid");
+        assert!(plain.default_policy.check_tool("builtin", "echo").is_ok());
+        assert!(plain.default_policy.check_tool("fs", "read").is_err());
+
+        let config = parse(&format!(
+            r#"{{"weir": {{"memory_limit_mb": 32,
+                "default_policy": {{"allow": ["time/*"], "max_calls_per_run": 50}},
+                "plugins": {{"agent": {{"allow": ["fs/read_*"], "deadline_secs": 5, "sha256": "{}"}}}}}}}}"#,
+            "AB".repeat(32)
+        ))
+        .expect("valid");
+        assert!(
+            config.default_policy.check_tool("builtin", "echo").is_err(),
+            "the operator's list replaces the default"
+        );
+        assert_eq!(config.default_policy.max_calls_per_run, 50);
+        assert_eq!(config.default_policy.memory_bytes, 32 << 20);
+        let (agent, pin) = config.grant_for("agent");
+        assert!(agent.check_tool("fs", "read_file").is_ok());
+        assert_eq!(
+            agent.max_calls_per_run, 50,
+            "inherited from the default policy"
+        );
+        assert_eq!(agent.deadline, Duration::from_secs(5));
+        assert_eq!(pin, Some("ab".repeat(32).as_str()));
+        assert_eq!(config.grant_for("other").0, &config.default_policy);
+
+        let bad = [
+            (
+                r#"{"weir": {"default_policy": {"allow": ["nope"]}}}"#,
+                "weir.default_policy: \"nope\" is not a `server/tool` pattern",
+            ),
+            (
+                r#"{"weir": {"plugins": {"a": {"alow": []}}}}"#,
+                "weir.plugins.a.alow: unknown field `alow`",
+            ),
+            (
+                r#"{"weir": {"plugins": {"a": {"sha256": "abc"}}}}"#,
+                "weir.plugins.a.sha256: \"abc\" is not 64 hex digits",
+            ),
+            (
+                r#"{"weir": {"plugins": {"a": {"memory_limit_mb": 128}}}}"#,
+                "weir.plugins.a.memory_limit_mb: 128 MiB is above the host-wide",
+            ),
+            (
+                r#"{"weir": {"plugins": {"a": {"max_calls_per_run": "many"}}}}"#,
+                "weir.plugins.a.max_calls_per_run: invalid type",
             ),
         ];
         for (text, want) in bad {

@@ -12,6 +12,7 @@
 //! - [`gateway`]: the plain-typed door between the two: [`ToolGateway`].
 //! - [`sandbox`]: the wasmtime engine, the per-run store and its limits, and
 //!   the host side of `weir:agent/mcp`. Knows nothing of MCP.
+//! - [`policy`]: what each plugin may do; plain data and pure decisions.
 //! - [`plugins`]: finding plugin files, by path or by name in a directory.
 //! - [`runtime`]: [`Host`] ties sessions and sandbox together and owns
 //!   shutdown.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod plugins;
+pub mod policy;
 pub mod runtime;
 pub mod sandbox;
 pub mod session;

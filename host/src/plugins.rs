@@ -58,8 +58,25 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "plugin {location} does not match its pinned sha256: expected {expected}, found {actual}"
+    )]
+    Integrity {
+        location: String,
+        expected: String,
+        actual: String,
+    },
     #[error(transparent)]
     Load(#[from] LoadError),
+}
+
+/// The sha256 of a plugin file, as lowercase hex: what operators pin.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads the plugin `spec` names: a path if it contains `/` or ends in

@@ -78,10 +78,24 @@ impl Host {
         &self.sessions
     }
 
-    /// Loads a plugin by path, or by name from the plugins directory.
+    /// Loads a plugin by path, or by name from the plugins directory, under
+    /// the policy the operator set for its name (checking its pin).
     pub fn load(&self, spec: &str) -> Result<Plugin, PluginError> {
         let file = plugins::read(spec, self.config.plugins_dir.as_deref())?;
-        Ok(self.sandbox.load(&file.name, &file.location, &file.bytes)?)
+        let (policy, pin) = self.config.grant_for(&file.name);
+        if let Some(expected) = pin {
+            let actual = plugins::sha256_hex(&file.bytes);
+            if actual != expected {
+                return Err(PluginError::Integrity {
+                    location: file.location,
+                    expected: expected.to_owned(),
+                    actual,
+                });
+            }
+        }
+        Ok(self
+            .sandbox
+            .load(&file.name, &file.location, &file.bytes, policy.clone())?)
     }
 
     /// Runs `plugin` once. Waits for a run slot if all are taken; a run
@@ -94,9 +108,14 @@ impl Host {
             permit = self.permits.acquire() => permit.map_err(|_| HostRunError::ShuttingDown)?,
             () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
         };
+        // The plugin's own concurrency cap, inside the host-wide one.
+        let _plugin_permit = tokio::select! {
+            permit = plugin.run_permit() => permit.ok_or(HostRunError::ShuttingDown)?,
+            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
+        };
         let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
         tokio::select! {
-            result = self.sandbox.run(plugin, input, gateway, &self.config.limits) => Ok(result?),
+            result = self.sandbox.run(plugin, input, gateway) => Ok(result?),
             () = self.closing.cancelled() => Err(HostRunError::ShuttingDown),
         }
     }

@@ -36,7 +36,8 @@ fn time_bin() -> PathBuf {
 async fn python_time_server() {
     let scratch = Scratch::new("time");
     let path = scratch.dir.join("weir.json");
-    let config = json!({"mcpServers": {"time": {"command": time_bin(), "args": ["--local-timezone", "UTC"]}}});
+    let config = json!({"mcpServers": {"time": {"command": time_bin(), "args": ["--local-timezone", "UTC"]}},
+                        "weir": {"default_policy": {"allow": ["time/*"]}}});
     std::fs::write(&path, config.to_string()).expect("write config");
     let host = Host::new(Config::load(&path).expect("config"), Some(WEIR.into())).expect("host");
     let testbed = load(&host, "testbed");
@@ -97,7 +98,7 @@ async fn older_protocol_revision() {
 fn host_with_everything(scratch: &Scratch) -> Host {
     let path = scratch.dir.join("weir.json");
     let config = json!({"mcpServers": {"everything": {"command": everything_bin(), "args": ["stdio"]}},
-                        "weir": {"builtin": false}});
+                        "weir": {"builtin": false, "default_policy": {"allow": ["everything/*"]}}});
     std::fs::write(&path, config.to_string()).expect("write config");
     Host::new(Config::load(&path).expect("config"), Some(WEIR.into())).expect("host")
 }

@@ -24,24 +24,27 @@ impl mcp::Host for RunState {
     ) -> Result<String, mcp::CallError> {
         self.calls += 1;
         let started = Instant::now();
-        let result = match parse_arguments(&arguments) {
-            Ok(args) => {
-                self.gateway
-                    .call_tool(&self.caller, &server, &tool, args)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        // Sizes only: arguments may hold secrets.
-        tracing::debug!(
-            target: "weir::call",
+        let result = self.checked_call(&server, &tool, &arguments).await;
+        // The audit trail: every call, allowed or not. Sizes only, never
+        // the arguments themselves: they may hold secrets.
+        tracing::info!(
+            target: "weir::audit",
             plugin = %self.caller.plugin,
             server = %server,
             tool = %tool,
-            ok = result.is_ok(),
+            allowed = !matches!(result, Err(CallError::Denied(_))),
+            outcome = match &result {
+                Ok(_) => "ok",
+                Err(CallError::Denied(_)) => "denied",
+                Err(CallError::NotFound(_)) => "not-found",
+                Err(CallError::InvalidArguments(_)) => "invalid-arguments",
+                Err(CallError::Unavailable(_)) => "unavailable",
+                Err(CallError::Timeout) => "timeout",
+                Err(CallError::Protocol(_)) => "protocol-error",
+            },
             error = result.as_ref().err().map(tracing::field::display),
-            arg_bytes = arguments.len(),
-            result_bytes = result.as_ref().map_or(0, String::len),
+            bytes_in = arguments.len(),
+            bytes_out = result.as_ref().map_or(0, String::len),
             micros = started.elapsed().as_micros() as u64,
             "call-tool"
         );
@@ -49,12 +52,55 @@ impl mcp::Host for RunState {
     }
 
     async fn list_tools(&mut self) -> Vec<mcp::Tool> {
+        let policy = &self.policy;
         self.gateway
             .list_tools(&self.caller)
             .await
             .into_iter()
+            .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
             .map(Into::into)
             .collect()
+    }
+}
+
+impl RunState {
+    /// Policy first (grant, budget, sizes, rate), then the call itself.
+    async fn checked_call(
+        &mut self,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+    ) -> Result<String, CallError> {
+        self.policy
+            .check_call(server, tool, self.calls, arguments.len())
+            .map_err(CallError::Denied)?;
+        if let Some(rate) = &self.rate {
+            // Over the rate, a call waits for its turn (the run's deadline
+            // bounds the wait) rather than failing.
+            loop {
+                let wait = match rate.lock() {
+                    Ok(mut bucket) => bucket.take(Instant::now()),
+                    Err(_) => Ok(()),
+                };
+                match wait {
+                    Ok(()) => break,
+                    Err(pause) => tokio::time::sleep(pause).await,
+                }
+            }
+        }
+        let args = parse_arguments(arguments)?;
+        let result = self
+            .gateway
+            .call_tool(&self.caller, server, tool, args)
+            .await?;
+        if result.len() > self.policy.max_result_bytes {
+            return Err(CallError::Denied(format!(
+                "the result is {} bytes, more than the {} this plugin may receive",
+                result.len(),
+                self.policy.max_result_bytes
+            )));
+        }
+        Ok(result)
     }
 }
 

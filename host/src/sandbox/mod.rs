@@ -16,12 +16,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 
 use self::imports::{Agent, AgentPre};
 use self::state::RunState;
 use crate::config::RunLimits;
 use crate::gateway::{Caller, ToolGateway};
+use crate::policy::{Policy, RateLimiter};
 
 /// How often the engine's epoch advances. At each tick a running guest
 /// yields to tokio, which is what lets a deadline (a tokio timer) stop a
@@ -33,17 +36,32 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 /// Tables one component may hold.
 const TABLES_PER_COMPONENT: u32 = 8;
 
-/// A compiled, validated, pre-linked plugin. Cheap to clone; a run is an
-/// instantiation of this, which the pooling allocator makes take microseconds.
+/// A compiled, validated, pre-linked plugin with the policy it runs under.
+/// Cheap to clone; a run is an instantiation of this, which the pooling
+/// allocator makes take microseconds.
 #[derive(Clone)]
 pub struct Plugin {
     name: Arc<str>,
     pre: AgentPre<RunState>,
+    policy: Arc<Policy>,
+    /// The plugin's own share of runs (`max_concurrent_runs` of its policy).
+    runs: Arc<tokio::sync::Semaphore>,
+    /// Shared by all its runs: the call rate is the plugin's, not a run's.
+    rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
 }
 
 impl Plugin {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Waits for one of this plugin's run slots.
+    pub async fn run_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.runs.clone().acquire_owned().await.ok()
     }
 }
 
@@ -79,6 +97,10 @@ pub enum RunError {
     Trap(String),
     #[error("the plugin could not be instantiated: {0}")]
     Instantiate(String),
+    #[error("the plugin used its CPU budget of {} and was stopped", humantime::format_duration(*.0))]
+    CpuBudget(Duration),
+    #[error("the plugin's answer is {bytes} bytes, more than the {max} allowed")]
+    OutputTooLarge { bytes: usize, max: usize },
 }
 
 /// The engine, the linker with weir's imports, and the epoch ticker.
@@ -128,7 +150,13 @@ impl Sandbox {
     /// Compiles and validates a component. `what` names it in errors (a
     /// path, say). Checks, in order: Wasm at all, a component rather than a
     /// core module, valid, and importing/exporting what weir's world says.
-    pub fn load(&self, name: &str, what: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+    pub fn load(
+        &self,
+        name: &str,
+        what: &str,
+        bytes: &[u8],
+        policy: Policy,
+    ) -> Result<Plugin, LoadError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm(what.to_owned()));
         }
@@ -143,9 +171,18 @@ impl Sandbox {
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
         let pre = AgentPre::new(pre)
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
+        let rate = policy.calls_per_second.map(|r| {
+            Arc::new(std::sync::Mutex::new(RateLimiter::new(
+                r,
+                std::time::Instant::now(),
+            )))
+        });
         Ok(Plugin {
             name: Arc::from(name),
             pre,
+            runs: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_runs)),
+            rate,
+            policy: Arc::new(policy),
         })
     }
 
@@ -156,20 +193,33 @@ impl Sandbox {
         plugin: &Plugin,
         input: &str,
         gateway: Arc<dyn ToolGateway>,
-        limits: &RunLimits,
     ) -> Result<String, RunError> {
-        let state = RunState::new(
-            Caller::new(plugin.name.clone()),
-            gateway,
-            limits.memory_bytes,
-            limits.output_bytes,
-        );
+        let policy = &plugin.policy;
+        let caller = Caller {
+            plugin: plugin.name.clone(),
+            call_timeout: policy.call_timeout,
+        };
+        let state = RunState::new(caller, gateway, plugin.policy.clone(), plugin.rate.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        // Every tick the guest runs, it yields (so the deadline's timer can
+        // fire) and spends one tick of its CPU budget. Time waiting in a
+        // host call costs at most the one tick noticed on return.
+        let budget_ticks = policy
+            .cpu_time
+            .map(|t| (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if budget_ticks.is_some_and(|b| state.cpu_ticks > b) {
+                state.cpu_exhausted = true;
+                return Err(wasmtime::Error::msg("CPU budget exhausted"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
 
-        let outcome = tokio::time::timeout(limits.deadline, async {
+        let outcome = tokio::time::timeout(policy.deadline, async {
             let agent: Agent = plugin
                 .pre
                 .instantiate_async(&mut store)
@@ -188,9 +238,15 @@ impl Sandbox {
         log_output(plugin, "stderr", &state.stderr);
         tracing::debug!(plugin = %plugin, calls = state.calls, "run finished");
         match outcome {
-            Err(_elapsed) => Err(RunError::Deadline(limits.deadline)),
+            Err(_elapsed) => Err(RunError::Deadline(policy.deadline)),
             Ok(Err(error)) => Err(error),
             Ok(Ok(Err(message))) => Err(RunError::Failed(message)),
+            Ok(Ok(Ok(output))) if output.len() > policy.max_result_bytes => {
+                Err(RunError::OutputTooLarge {
+                    bytes: output.len(),
+                    max: policy.max_result_bytes,
+                })
+            }
             Ok(Ok(Ok(output))) => Ok(output),
         }
     }
@@ -230,6 +286,9 @@ fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {
 /// Turns a trap into what ended the run, using what the run left behind:
 /// a refused memory growth, a Rust panic message on stderr.
 fn classify_trap(error: &wasmtime::Error, state: &RunState) -> RunError {
+    if state.cpu_exhausted {
+        return RunError::CpuBudget(state.policy.cpu_time.unwrap_or_default());
+    }
     if state.limiter.memory_denied {
         return RunError::MemoryLimit(state.limiter.memory_bytes);
     }

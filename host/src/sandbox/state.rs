@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::output::CappedOutput;
 use crate::gateway::{Caller, ToolGateway};
+use crate::policy::{Policy, RateLimiter};
 
 /// Table elements a plugin may grow a table to. Tables hold function
 /// references; real guests need a few thousand.
@@ -26,8 +27,16 @@ pub(crate) struct RunState {
     pub caller: Caller,
     pub stdout: CappedOutput,
     pub stderr: CappedOutput,
+    /// The rules every call is checked against.
+    pub policy: Arc<Policy>,
+    /// The plugin's call-rate bucket, shared by its runs.
+    pub rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
     /// `call-tool` requests made so far in this run.
     pub calls: u64,
+    /// Epoch ticks the guest has run for: its CPU time.
+    pub cpu_ticks: u64,
+    /// Set when the CPU budget ran out, to name the trap that follows.
+    pub cpu_exhausted: bool,
 }
 
 impl RunState {
@@ -42,11 +51,11 @@ impl RunState {
     pub fn new(
         caller: Caller,
         gateway: Arc<dyn ToolGateway>,
-        memory_bytes: usize,
-        output_bytes: usize,
+        policy: Arc<Policy>,
+        rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
     ) -> Self {
-        let stdout = CappedOutput::new(output_bytes);
-        let stderr = CappedOutput::new(output_bytes);
+        let stdout = CappedOutput::new(policy.output_bytes);
+        let stderr = CappedOutput::new(policy.output_bytes);
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -58,12 +67,16 @@ impl RunState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            limiter: RunLimiter::new(memory_bytes),
+            limiter: RunLimiter::new(policy.memory_bytes),
             gateway,
             caller,
             stdout,
             stderr,
+            policy,
+            rate,
             calls: 0,
+            cpu_ticks: 0,
+            cpu_exhausted: false,
         }
     }
 }

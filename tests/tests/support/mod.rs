@@ -95,6 +95,12 @@ impl Scratch {
         if let (Some(s), Some(e)) = (servers.as_object_mut(), extra.as_object()) {
             s.extend(e.clone());
         }
+        // Tests grant every tool unless they test policy themselves.
+        let mut weir = weir;
+        if let Some(w) = weir.as_object_mut() {
+            w.entry("default_policy")
+                .or_insert(json!({"allow": ["*/*"]}));
+        }
         let path = self.dir.join("weir.json");
         let doc = json!({ "mcpServers": servers, "weir": weir });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json"))
