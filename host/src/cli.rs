@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use futures::future::join_all;
 
+use crate::builtin;
 use crate::config::Config;
 use crate::gateway::Caller;
+use crate::plugins::PluginError;
 use crate::runtime::Host;
-use crate::{builtin, plugins};
 
 const ABOUT: &str = "Run sandboxed WebAssembly agents against MCP servers, \
                      one persistent session per server.";
@@ -213,30 +214,43 @@ async fn list(args: CommonArgs) -> Result<ExitCode> {
     let host = Host::new(config, None)?;
     let mut ok = true;
 
-    match &host.config().plugins_dir {
-        Some(dir) => match plugins::list(dir) {
-            Ok(names) => {
+    match host.load_all() {
+        Ok(loaded) => {
+            if let Some(dir) = &host.config().plugins_dir {
                 println!("Plugins in {}:", dir.display());
-                for name in &names {
-                    let status = match host.load(name) {
-                        Ok(_) => "ok".to_owned(),
-                        Err(e) => {
-                            ok = false;
-                            format!("error: {e}")
-                        }
-                    };
-                    println!("  {name:<24} {status}");
-                }
-                if names.is_empty() {
-                    println!("  (none)");
-                }
             }
-            Err(e) => {
-                ok = false;
-                println!("Plugins: {e}");
+            for (name, plugin) in &loaded {
+                let status = match plugin {
+                    Ok(p) => {
+                        let grants: Vec<String> =
+                            p.policy().allow.iter().map(ToString::to_string).collect();
+                        format!(
+                            "ok (may call: {})",
+                            if grants.is_empty() {
+                                "nothing".into()
+                            } else {
+                                grants.join(", ")
+                            }
+                        )
+                    }
+                    Err(e) => {
+                        ok = false;
+                        format!("error: {e}")
+                    }
+                };
+                println!("  {name:<24} {status}");
             }
-        },
-        None => println!("Plugins: no plugins directory (use --plugins DIR)"),
+            if loaded.is_empty() {
+                println!("  (none)");
+            }
+        }
+        Err(PluginError::NoDirectory(_)) => {
+            println!("Plugins: no plugins directory (use --plugins DIR)")
+        }
+        Err(e) => {
+            ok = false;
+            println!("Plugins: {e}");
+        }
     }
 
     println!("Servers:");

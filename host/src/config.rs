@@ -41,6 +41,8 @@ pub struct Config {
     pub default_policy: Policy,
     /// Grants for named plugins (`weir.plugins.NAME`).
     pub plugins: BTreeMap<String, PluginGrant>,
+    /// Where compiled plugins are cached; `None`: compile at every start.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What the operator set for one plugin.
@@ -213,6 +215,7 @@ impl Default for Config {
         Self {
             default_policy: base_policy(&limits, true),
             plugins: BTreeMap::new(),
+            cache_dir: crate::sandbox::default_cache_dir(),
             source: None,
             servers: BTreeMap::from([(
                 BUILTIN_SERVER.to_owned(),
@@ -333,6 +336,8 @@ struct RawWeir {
     circuit_cooldown_secs: Option<f64>,
     /// Policy fields (see [`PolicySpec`]) for plugins not named below.
     default_policy: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Compiled-plugin cache directory; `false` turns the cache off.
+    cache_dir: Option<serde_json::Value>,
     /// Per plugin: policy fields, plus `sha256`.
     #[serde(default)]
     plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
@@ -613,11 +618,11 @@ impl Config {
             .transpose()
             .map_err(|m| invalid("weir.plugins_dir".into(), m))?;
 
-        let base = base_policy(&limits, raw.weir.builtin.unwrap_or(true));
+        let builtin_grant = base_policy(&limits, raw.weir.builtin.unwrap_or(true));
         let default_policy = match &w.default_policy {
-            None => base,
+            None => builtin_grant,
             Some(fields) => policy_spec(fields, "weir.default_policy", &invalid)?
-                .over(&base)
+                .over(&builtin_grant)
                 .map_err(|m| invalid("weir.default_policy".into(), m))?,
         };
         let mut plugins = BTreeMap::new();
@@ -654,6 +659,20 @@ impl Config {
             plugins.insert(name.clone(), PluginGrant { policy, sha256 });
         }
 
+        let cache_dir = match &w.cache_dir {
+            None => crate::sandbox::default_cache_dir(),
+            Some(serde_json::Value::Bool(false)) => None,
+            Some(serde_json::Value::String(dir)) => Some(
+                base.join(expand_vars(dir, &env).map_err(|m| invalid("weir.cache_dir".into(), m))?),
+            ),
+            Some(other) => {
+                return Err(invalid(
+                    "weir.cache_dir".into(),
+                    format!("{other} is neither a directory nor false"),
+                ));
+            }
+        };
+
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
@@ -662,6 +681,7 @@ impl Config {
             sessions,
             default_policy,
             plugins,
+            cache_dir,
         })
     }
 }

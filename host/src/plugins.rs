@@ -9,7 +9,26 @@ use std::path::{Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use serde::Deserialize;
+
+use crate::policy::PolicySpec;
 use crate::sandbox::LoadError;
+
+/// What a plugin says about itself, in `NAME.toml` beside `NAME.wasm`.
+/// Descriptive fields are shown to operators and clients; `policy` is what
+/// the plugin asks for, and can only narrow what the operator grants.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Must equal the file name, if given: a manifest cannot claim another
+    /// plugin's name (and with it, that plugin's grants).
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    /// JSON Schema of the input, as a TOML table.
+    pub input_schema: Option<toml::Table>,
+    pub policy: Option<PolicySpec>,
+}
 
 /// File extension of plugin components.
 pub const EXTENSION: &str = "wasm";
@@ -26,6 +45,8 @@ pub struct PluginFile {
     /// Where it came from, for messages.
     pub location: String,
     pub bytes: Vec<u8>,
+    /// `NAME.toml` beside the file, if there is one.
+    pub manifest: Option<Manifest>,
 }
 
 /// Why a plugin could not be found or loaded.
@@ -57,6 +78,14 @@ pub enum PluginError {
         dir: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("plugin manifest {location}: {message}")]
+    Manifest { location: String, message: String },
+    #[error("plugin name `{name}` is taken twice: {first} and {second}")]
+    Collision {
+        name: String,
+        first: String,
+        second: String,
     },
     #[error(
         "plugin {location} does not match its pinned sha256: expected {expected}, found {actual}"
@@ -100,10 +129,26 @@ pub fn read(spec: &str, dir: Option<&Path>) -> Result<PluginFile, PluginError> {
             location: location.clone(),
             source,
         })?;
+        let manifest_path = path.with_extension("toml");
+        let manifest = match std::fs::read_to_string(&manifest_path) {
+            Ok(text) => Some(parse_manifest(
+                &manifest_path.display().to_string(),
+                &text,
+                &name,
+            )?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(PluginError::Read {
+                    location: manifest_path.display().to_string(),
+                    source,
+                });
+            }
+        };
         return Ok(PluginFile {
             name,
             location,
             bytes,
+            manifest,
         });
     }
     let dir_path = dir.ok_or_else(|| PluginError::NoDirectory(spec.to_owned()))?;
@@ -135,11 +180,48 @@ pub fn read(spec: &str, dir: Option<&Path>) -> Result<PluginFile, PluginError> {
             location: location.clone(),
             source,
         })?;
+    let manifest_name = format!("{spec}.toml");
+    let manifest_location = dir_path.join(&manifest_name).display().to_string();
+    let manifest = match handle.read_to_string(&manifest_name) {
+        Ok(text) => Some(parse_manifest(&manifest_location, &text, spec)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(PluginError::Read {
+                location: manifest_location,
+                source,
+            });
+        }
+    };
     Ok(PluginFile {
         name: spec.to_owned(),
         location,
         bytes,
+        manifest,
     })
+}
+
+fn parse_manifest(location: &str, text: &str, file_name: &str) -> Result<Manifest, PluginError> {
+    let manifest: Manifest = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        PluginError::Manifest {
+            location: location.to_owned(),
+            message: match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_owned(),
+            },
+        }
+    })?;
+    if let Some(name) = manifest.name.as_deref().filter(|n| *n != file_name) {
+        return Err(PluginError::Manifest {
+            location: location.to_owned(),
+            message: format!(
+                "it names the plugin `{name}`, but the file is `{file_name}.{EXTENSION}`"
+            ),
+        });
+    }
+    Ok(manifest)
 }
 
 /// Names of the plugins in `dir`, sorted.

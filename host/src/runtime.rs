@@ -32,6 +32,9 @@ pub enum HostRunError {
     ShuttingDown,
 }
 
+/// A plugin of the plugins directory by name, loaded or not.
+pub type LoadedPlugin = (String, Result<Plugin, PluginError>);
+
 /// One weir host: owns every MCP session and runs plugins against them.
 pub struct Host {
     config: Config,
@@ -55,8 +58,8 @@ impl Host {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(HostError::SelfExe)?,
         };
-        let sandbox =
-            Sandbox::new(&config.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref())
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one
         // process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -78,6 +81,11 @@ impl Host {
         &self.sessions
     }
 
+    /// Plugins `(compiled, taken from the compile cache)` since start.
+    pub fn compile_counts(&self) -> (u64, u64) {
+        self.sandbox.compile_counts()
+    }
+
     /// Loads a plugin by path, or by name from the plugins directory, under
     /// the policy the operator set for its name (checking its pin).
     pub fn load(&self, spec: &str) -> Result<Plugin, PluginError> {
@@ -93,9 +101,52 @@ impl Host {
                 });
             }
         }
+        // A manifest may ask for less than the operator grants, never more.
+        let policy = match file.manifest.as_ref().and_then(|m| m.policy.as_ref()) {
+            Some(asked) => asked
+                .narrow(policy)
+                .map_err(|message| PluginError::Manifest {
+                    location: format!("{}.toml", file.location.trim_end_matches(".wasm")),
+                    message,
+                })?,
+            None => policy.clone(),
+        };
         Ok(self
             .sandbox
-            .load(&file.name, &file.location, &file.bytes, policy.clone())?)
+            .load(&file.name, &file.location, &file.bytes, policy)?)
+    }
+
+    /// Loads every plugin of the plugins directory. Each file stands alone:
+    /// one that fails says why and the others still load. Names that differ
+    /// only in case collide (they would be one tool to a client).
+    pub fn load_all(&self) -> Result<Vec<LoadedPlugin>, PluginError> {
+        let dir = self
+            .config
+            .plugins_dir
+            .as_deref()
+            .ok_or_else(|| PluginError::NoDirectory("*".into()))?;
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        Ok(plugins::list(dir)?
+            .into_iter()
+            .map(|name| {
+                let file = dir
+                    .join(format!("{name}.{}", plugins::EXTENSION))
+                    .display()
+                    .to_string();
+                let loaded = match seen.insert(name.to_lowercase(), file.clone()) {
+                    Some(first) => Err(PluginError::Collision {
+                        name: name.to_lowercase(),
+                        first,
+                        second: file,
+                    }),
+                    None => self.load(&name),
+                };
+                if let Err(error) = &loaded {
+                    tracing::warn!(plugin = %name, %error, "plugin not loaded");
+                }
+                (name, loaded)
+            })
+            .collect())
     }
 
     /// Runs `plugin` once. Waits for a run slot if all are taken; a run

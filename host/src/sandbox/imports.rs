@@ -9,7 +9,7 @@ use crate::gateway::{CallError, ToolInfo, parse_arguments};
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "weir:agent/agent",
-    imports: { default: async },
+    imports: { default: async | trappable },
     exports: { default: async },
 });
 
@@ -21,8 +21,14 @@ impl mcp::Host for RunState {
         server: String,
         tool: String,
         arguments: String,
-    ) -> Result<String, mcp::CallError> {
+    ) -> wasmtime::Result<Result<String, mcp::CallError>> {
         self.calls += 1;
+        // One call past the budget is denied, so the plugin can notice; a
+        // plugin that keeps calling after that is flooding, and its run ends.
+        if self.calls > self.policy.max_calls_per_run.saturating_add(1) {
+            self.call_budget_exhausted = true;
+            return Err(wasmtime::Error::msg("call budget exhausted"));
+        }
         let started = Instant::now();
         let result = self.checked_call(&server, &tool, &arguments).await;
         // The audit trail: every call, allowed or not. Sizes only, never
@@ -48,18 +54,19 @@ impl mcp::Host for RunState {
             micros = started.elapsed().as_micros() as u64,
             "call-tool"
         );
-        result.map_err(Into::into)
+        Ok(result.map_err(Into::into))
     }
 
-    async fn list_tools(&mut self) -> Vec<mcp::Tool> {
+    async fn list_tools(&mut self) -> wasmtime::Result<Vec<mcp::Tool>> {
         let policy = &self.policy;
-        self.gateway
+        Ok(self
+            .gateway
             .list_tools(&self.caller)
             .await
             .into_iter()
             .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
             .map(Into::into)
-            .collect()
+            .collect())
     }
 }
 

@@ -6,6 +6,7 @@
 //! grants nothing ([`state::RunState::new`] lists it). Whatever a run does,
 //! it ends that run only.
 
+mod cache;
 mod imports;
 mod output;
 mod state;
@@ -99,21 +100,33 @@ pub enum RunError {
     Instantiate(String),
     #[error("the plugin used its CPU budget of {} and was stopped", humantime::format_duration(*.0))]
     CpuBudget(Duration),
+    #[error("the plugin kept calling tools past its budget of {0} calls per run and was stopped")]
+    CallBudget(u64),
     #[error("the plugin's answer is {bytes} bytes, more than the {max} allowed")]
     OutputTooLarge { bytes: usize, max: usize },
 }
 
-/// The engine, the linker with weir's imports, and the epoch ticker.
+/// The engine, the linker with weir's imports, the compile cache and the
+/// epoch ticker.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<RunState>,
+    cache: Option<cache::CompileCache>,
+    /// Components compiled / taken from the cache since start.
+    compiled: std::sync::atomic::AtomicU64,
+    cache_hits: std::sync::atomic::AtomicU64,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
+
+pub use cache::default_dir as default_cache_dir;
 
 impl Sandbox {
     /// Builds the engine. `limits` sizes the instance pool: one slot per
     /// concurrent run, each memory slot capped at the memory limit.
-    pub fn new(limits: &RunLimits) -> Result<Self, wasmtime::Error> {
+    pub fn new(
+        limits: &RunLimits,
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<Self, wasmtime::Error> {
         let engine = match Engine::new(&engine_config(Some(limits))) {
             Ok(engine) => engine,
             Err(error) => {
@@ -140,9 +153,13 @@ impl Sandbox {
                     }
                 })?
         };
+        let cache = cache_dir.and_then(|dir| cache::CompileCache::open(dir, &engine));
         Ok(Self {
             engine,
             linker,
+            cache,
+            compiled: Default::default(),
+            cache_hits: Default::default(),
             ticker: Some((stop, ticker)),
         })
     }
@@ -163,8 +180,7 @@ impl Sandbox {
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::CoreModule(what.to_owned()));
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
+        let component = self.compile(what, bytes)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -184,6 +200,35 @@ impl Sandbox {
             rate,
             policy: Arc::new(policy),
         })
+    }
+
+    /// Compiled components `(compiled, from_cache)` since start.
+    pub fn compile_counts(&self) -> (u64, u64) {
+        (
+            self.compiled.load(Ordering::Relaxed),
+            self.cache_hits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The compiled component, from the cache when it holds this file.
+    fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        let key = self
+            .cache
+            .as_ref()
+            .map(|_| crate::plugins::sha256_hex(bytes));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(component) = cache.get(&self.engine, key)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(component);
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            cache.put(key, &component);
+        }
+        Ok(component)
     }
 
     /// Runs a plugin once on `input`, in a fresh store. Every failure ends
@@ -286,6 +331,9 @@ fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {
 /// Turns a trap into what ended the run, using what the run left behind:
 /// a refused memory growth, a Rust panic message on stderr.
 fn classify_trap(error: &wasmtime::Error, state: &RunState) -> RunError {
+    if state.call_budget_exhausted {
+        return RunError::CallBudget(state.policy.max_calls_per_run);
+    }
     if state.cpu_exhausted {
         return RunError::CpuBudget(state.policy.cpu_time.unwrap_or_default());
     }
@@ -298,8 +346,15 @@ fn classify_trap(error: &wasmtime::Error, state: &RunState) -> RunError {
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => RunError::Trap("stack overflow".into()),
+        // Rust and C keep their stack in linear memory: overflowing it is
+        // an out-of-bounds access, not a wasm stack overflow.
+        Some(Trap::MemoryOutOfBounds) => RunError::Trap(
+            "out of bounds memory access (a stack overflow, or a bug in the plugin)".into(),
+        ),
         Some(trap) => RunError::Trap(trap.to_string()),
-        None => RunError::Trap(format!("{error:#}")),
+        // The host refused something the plugin passed (say, a string that
+        // is not UTF-8): the root cause says what, without the backtrace.
+        None => RunError::Trap(error.root_cause().to_string()),
     }
 }
 

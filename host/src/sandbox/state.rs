@@ -37,6 +37,8 @@ pub(crate) struct RunState {
     pub cpu_ticks: u64,
     /// Set when the CPU budget ran out, to name the trap that follows.
     pub cpu_exhausted: bool,
+    /// Set when the plugin kept calling past its call budget.
+    pub call_budget_exhausted: bool,
 }
 
 impl RunState {
@@ -77,6 +79,7 @@ impl RunState {
             calls: 0,
             cpu_ticks: 0,
             cpu_exhausted: false,
+            call_budget_exhausted: false,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! - `WEIR_TEST_SESSION_LOG=FILE`: one line `<pid>` per initialized session,
 //!   so a test counts the sessions weir opened and checks their processes.
 //! - `WEIR_TEST_EVENTS=FILE`: one line per event the test wants to see from
-//!   the server's side: `start-failed <pid>`, `cancelled <pid>`.
+//!   the server's side: `start-failed <pid>`, `cancelled <pid>`, `call <tool>`.
 //! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
@@ -249,6 +249,7 @@ impl ServerHandler for TestServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        append("WEIR_TEST_EVENTS", &format!("call {}", request.name));
         if request.name == "late" && !self.late.load(Ordering::Acquire) {
             return Err(ErrorData::invalid_params("tool `late` not found", None));
         }

@@ -53,14 +53,44 @@ fn run(input: &str) -> Result<String, String> {
         "panic" => panic!("boom on request"),
         "print" => {
             let n: usize = arg.parse().map_err(|_| "print:<bytes>")?;
-            let line = "x".repeat(99);
+            let mut chunk = "x".repeat(64 << 10);
+            chunk.push('\n');
             let mut out = std::io::stdout();
-            for _ in 0..n / 100 {
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            for _ in 0..n / chunk.len() {
+                out.write_all(chunk.as_bytes()).map_err(|e| e.to_string())?;
             }
             Ok("printed".into())
         }
         "fail" => Err(format!("failing on request: {arg}")),
+        "flood" => {
+            let n: u64 = arg.parse().map_err(|_| "flood:<n>")?;
+            let (mut ok, mut denied, mut other) = (0u64, 0u64, 0u64);
+            for i in 0..n {
+                match call_tool_json("test", "echo", &format!("{{\"message\":\"{i}\"}}")) {
+                    Ok(_) => ok += 1,
+                    Err(CallError::Denied(_)) => denied += 1,
+                    Err(_) => other += 1,
+                }
+            }
+            Ok(format!("ok={ok} denied={denied} other={other}"))
+        }
+        "bigargs" => {
+            let mb: usize = arg.parse().map_err(|_| "bigargs:<mb>")?;
+            let args = format!("{{\"message\":\"{}\"}}", "x".repeat(mb << 20));
+            Ok(call_result(call_tool_json("test", "echo", &args)))
+        }
+        "badutf8" => {
+            let bytes = std::hint::black_box(b"{\"message\":\"\xff\xfe\"}".to_vec());
+            // Deliberately not UTF-8, breaking `str`'s contract on purpose:
+            // the host must refuse what the SDK would never send.
+            let text = unsafe { std::str::from_utf8_unchecked(&bytes) };
+            Ok(call_result(call_tool_json("test", "echo", text)))
+        }
+        "recurse" => Ok(recurse(0).to_string()),
+        "bigresult" => {
+            let mb: usize = arg.parse().map_err(|_| "bigresult:<mb>")?;
+            Ok("x".repeat(mb << 20))
+        }
         other => Err(format!("unknown mode `{other}`")),
     }
 }
@@ -163,4 +193,13 @@ fn fs() -> String {
 
 fn json_string(v: Value) -> String {
     v.to_string()
+}
+
+/// Recurses until the stack overflows.
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
 }
