@@ -43,6 +43,9 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginGrant>,
     /// Where compiled plugins are cached; `None`: compile at every start.
     pub cache_dir: Option<PathBuf>,
+    /// Where per-run scratch directories are made; `None`: the system's
+    /// temporary directory.
+    pub scratch_root: Option<PathBuf>,
 }
 
 /// What the operator set for one plugin.
@@ -216,6 +219,7 @@ impl Default for Config {
             default_policy: base_policy(&limits, true),
             plugins: BTreeMap::new(),
             cache_dir: crate::sandbox::default_cache_dir(),
+            scratch_root: None,
             source: None,
             servers: BTreeMap::from([(
                 BUILTIN_SERVER.to_owned(),
@@ -336,6 +340,7 @@ struct RawWeir {
     circuit_cooldown_secs: Option<f64>,
     /// Policy fields (see [`PolicySpec`]) for plugins not named below.
     default_policy: Option<serde_json::Map<String, serde_json::Value>>,
+    scratch_root: Option<String>,
     /// Compiled-plugin cache directory; `false` turns the cache off.
     cache_dir: Option<serde_json::Value>,
     /// Per plugin: policy fields, plus `sha256`.
@@ -682,6 +687,12 @@ impl Config {
             default_policy,
             plugins,
             cache_dir,
+            scratch_root: w
+                .scratch_root
+                .as_deref()
+                .map(|d| expand_vars(d, &env).map(|d| base.join(d)))
+                .transpose()
+                .map_err(|m| invalid("weir.scratch_root".into(), m))?,
         })
     }
 }

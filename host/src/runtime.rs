@@ -58,7 +58,11 @@ impl Host {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(HostError::SelfExe)?,
         };
-        let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref())
+        let scratch_root = config
+            .scratch_root
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref(), scratch_root)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one
         // process) is refused harmlessly.

@@ -23,6 +23,14 @@ async fn network_files_and_environment_are_unreachable() {
         assert!(seen.starts_with("error("), "{probe}: {seen}");
     }
 
+    // The same, through wasi:sockets directly rather than std.
+    let raw: Value = serde_json::from_str(&host.run(&testbed, "raw-sockets").await.expect("runs"))
+        .expect("json");
+    for probe in ["tcp", "udp", "dns"] {
+        let seen = raw[probe].as_str().expect("probe result");
+        assert!(seen.starts_with("error("), "raw {probe}: {seen}");
+    }
+
     let fs: Value =
         serde_json::from_str(&host.run(&testbed, "fs").await.expect("runs")).expect("json");
     for probe in ["read", "list", "write"] {

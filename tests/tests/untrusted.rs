@@ -289,6 +289,44 @@ async fn cpu_budget_and_rate() {
     host.shutdown().await;
 }
 
+/// A granted scratch directory is private, usable, inescapable and gone
+/// after the run; without the grant there is no filesystem at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_directory_is_private_and_temporary() {
+    let scratch = Scratch::new("scratch-dir");
+    let root = scratch.dir.join("scratch-root");
+    std::fs::create_dir_all(&root).expect("root");
+    let host = scratch.host(json!({
+        "scratch_root": root,
+        "plugins": {"writer": {"allow": [], "scratch_dir": true}}
+    }));
+    let writer = load_as(&host, &scratch, "testbed", "writer");
+    let out: serde_json::Value =
+        serde_json::from_str(&host.run(&writer, "scratch").await.expect("runs")).expect("json");
+    assert_eq!(
+        (out["write"].as_str(), out["read"].as_str()),
+        (Some("ok"), Some("kept"))
+    );
+    for escape in ["up", "environ", "dotdot"] {
+        let seen = out[escape].as_str().expect("probe");
+        assert!(seen.starts_with("error("), "{escape}: {seen}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&root).expect("root").count(),
+        0,
+        "deleted after the run"
+    );
+
+    let plain = load_as(&host, &scratch, "testbed", "plain");
+    let out: serde_json::Value =
+        serde_json::from_str(&host.run(&plain, "scratch").await.expect("runs")).expect("json");
+    assert!(
+        out["write"].as_str().expect("probe").starts_with("error("),
+        "no grant, no scratch"
+    );
+    host.shutdown().await;
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -321,6 +359,15 @@ async fn hostile_crowd() {
         ("tcp", |r| {
             r.as_ref().is_ok_and(|o| {
                 !o.contains("CONNECTED") && !o.contains("SENT") && !o.contains("RESOLVED")
+            })
+        }),
+        ("raw-sockets", |r| {
+            r.as_ref()
+                .is_ok_and(|o| o.matches("error(").count() == 3 && o.contains("access-denied"))
+        }),
+        ("scratch", |r| {
+            r.as_ref().is_ok_and(|o| {
+                !o.contains("\"ok\"") && !o.contains("READ(") && !o.contains("LISTED(")
             })
         }),
         ("fs", |r| {

@@ -9,6 +9,7 @@
 mod cache;
 mod imports;
 mod output;
+mod scratch;
 mod state;
 
 use std::sync::Arc;
@@ -112,6 +113,8 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<RunState>,
     cache: Option<cache::CompileCache>,
+    /// Where per-run scratch directories are made.
+    scratch_root: std::path::PathBuf,
     /// Components compiled / taken from the cache since start.
     compiled: std::sync::atomic::AtomicU64,
     cache_hits: std::sync::atomic::AtomicU64,
@@ -126,6 +129,7 @@ impl Sandbox {
     pub fn new(
         limits: &RunLimits,
         cache_dir: Option<&std::path::Path>,
+        scratch_root: std::path::PathBuf,
     ) -> Result<Self, wasmtime::Error> {
         let engine = match Engine::new(&engine_config(Some(limits))) {
             Ok(engine) => engine,
@@ -158,6 +162,7 @@ impl Sandbox {
             engine,
             linker,
             cache,
+            scratch_root,
             compiled: Default::default(),
             cache_hits: Default::default(),
             ticker: Some((stop, ticker)),
@@ -244,7 +249,24 @@ impl Sandbox {
             plugin: plugin.name.clone(),
             call_timeout: policy.call_timeout,
         };
-        let state = RunState::new(caller, gateway, plugin.policy.clone(), plugin.rate.clone());
+        // Lives until the run's end, then is deleted with its contents.
+        let scratch = if policy.scratch_dir {
+            Some(
+                scratch::ScratchDir::create(&self.scratch_root, &plugin.name).map_err(|e| {
+                    RunError::Instantiate(format!("cannot create a scratch directory: {e}"))
+                })?,
+            )
+        } else {
+            None
+        };
+        let state = RunState::new(
+            caller,
+            gateway,
+            plugin.policy.clone(),
+            plugin.rate.clone(),
+            scratch.as_ref().map(|s| s.path()),
+        )
+        .map_err(|e| RunError::Instantiate(format!("cannot open the scratch directory: {e}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

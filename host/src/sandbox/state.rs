@@ -46,7 +46,9 @@ impl RunState {
     /// already denies all of this; it is spelled out so that a change of
     /// wasmtime-wasi defaults cannot quietly grant something:
     /// - no network: TCP, UDP and name lookup are off, every address refused;
-    /// - no files: no preopened directories, so no path resolves;
+    /// - no files: no preopened directories, so no path resolves — except,
+    ///   if the policy grants one, the run's own empty scratch directory at
+    ///   `/scratch`, which `..` cannot leave;
     /// - no environment variables and no arguments;
     /// - stdin is closed; stdout and stderr go to capped buffers;
     /// - clocks and randomness are allowed (they reach nothing).
@@ -55,18 +57,27 @@ impl RunState {
         gateway: Arc<dyn ToolGateway>,
         policy: Arc<Policy>,
         rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
-    ) -> Self {
+        scratch: Option<&std::path::Path>,
+    ) -> wasmtime::Result<Self> {
         let stdout = CappedOutput::new(policy.output_bytes);
         let stderr = CappedOutput::new(policy.output_bytes);
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
-        Self {
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(dir) = scratch {
+            builder.preopened_dir(
+                dir,
+                super::scratch::GUEST_PATH,
+                wasmtime_wasi::FsPerms::ReadWrite,
+            )?;
+        }
+        let wasi = builder.build();
+        Ok(Self {
             wasi,
             table: ResourceTable::new(),
             limiter: RunLimiter::new(policy.memory_bytes),
@@ -80,7 +91,7 @@ impl RunState {
             cpu_ticks: 0,
             cpu_exhausted: false,
             call_budget_exhausted: false,
-        }
+        })
     }
 }
 

@@ -31,6 +31,7 @@ fn run(input: &str) -> Result<String, String> {
             Ok(names.join(","))
         }
         "tcp" => Ok(tcp()),
+        "raw-sockets" => Ok(raw_sockets()),
         "fs" => Ok(fs()),
         "env" => Ok(format!(
             "vars={} args={}",
@@ -86,6 +87,7 @@ fn run(input: &str) -> Result<String, String> {
             let text = unsafe { std::str::from_utf8_unchecked(&bytes) };
             Ok(call_result(call_tool_json("test", "echo", text)))
         }
+        "scratch" => Ok(scratch()),
         "recurse" => Ok(recurse(0).to_string()),
         "bigresult" => {
             let mb: usize = arg.parse().map_err(|_| "bigresult:<mb>")?;
@@ -202,4 +204,75 @@ fn recurse(depth: u64) -> u64 {
     }
     let frame = std::hint::black_box([depth; 64]);
     recurse(depth + 1) + frame[0]
+}
+
+/// Uses `/scratch` and tries to leave it.
+fn scratch() -> String {
+    let outcome = |r: std::io::Result<String>| match r {
+        Ok(v) => v,
+        Err(e) => format!("error({e})"),
+    };
+    let write = outcome(std::fs::write("/scratch/note.txt", b"kept").map(|()| "ok".into()));
+    let read = outcome(std::fs::read_to_string("/scratch/note.txt"));
+    let up = outcome(
+        std::fs::read_to_string("/scratch/../etc/passwd").map(|t| format!("READ({})", t.len())),
+    );
+    let environ =
+        outcome(std::fs::read("/proc/self/environ").map(|t| format!("READ({})", t.len())));
+    let dotdot =
+        outcome(std::fs::read_dir("/scratch/..").map(|d| format!("LISTED({})", d.count())));
+    json_string(
+        json!({ "write": write, "read": read, "up": up, "environ": environ, "dotdot": dotdot }),
+    )
+}
+
+/// Knocks on `wasi:sockets` directly, as code that skips `std` would.
+#[cfg(target_arch = "wasm32")]
+fn raw_sockets() -> String {
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket, udp_create_socket};
+    let net = instance_network::instance_network();
+    let loopback = |port| {
+        IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port,
+            address: (127, 0, 0, 1),
+        })
+    };
+    let tcp = match tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
+        Err(e) => format!("error({e:?})"),
+        Ok(socket) => match socket.start_connect(&net, loopback(80)) {
+            Err(e) => format!("error({e:?})"),
+            Ok(()) => {
+                socket.subscribe().block();
+                match socket.finish_connect() {
+                    Ok(_) => "CONNECTED".to_owned(),
+                    Err(e) => format!("error({e:?})"),
+                }
+            }
+        },
+    };
+    let udp = match udp_create_socket::create_udp_socket(IpAddressFamily::Ipv4) {
+        Err(e) => format!("error({e:?})"),
+        Ok(socket) => match socket.start_bind(&net, loopback(0)) {
+            Err(e) => format!("error({e:?})"),
+            Ok(()) => "BOUND".to_owned(),
+        },
+    };
+    let dns = match ip_name_lookup::resolve_addresses(&net, "localhost") {
+        Err(e) => format!("error({e:?})"),
+        Ok(stream) => {
+            stream.subscribe().block();
+            match stream.resolve_next_address() {
+                Ok(Some(_)) => "RESOLVED".to_owned(),
+                Ok(None) => "error(no address)".to_owned(),
+                Err(e) => format!("error({e:?})"),
+            }
+        }
+    };
+    json_string(json!({ "tcp": tcp, "udp": udp, "dns": dns }))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn raw_sockets() -> String {
+    "only meaningful in wasm".to_owned()
 }
