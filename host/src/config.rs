@@ -161,6 +161,10 @@ pub struct RunLimits {
     /// Runs in flight at once across the host; each holds one instance slot
     /// of the pooling allocator, so this also sizes the pool.
     pub max_concurrent_runs: usize,
+    /// Pre-reserve instance slots (the pooling allocator): instantiation in
+    /// microseconds, at the price of reserved address space. Off: each run
+    /// maps its memory afresh.
+    pub instance_pool: bool,
 }
 
 impl Default for RunLimits {
@@ -170,6 +174,7 @@ impl Default for RunLimits {
             deadline: Duration::from_secs(30),
             output_bytes: 64 << 10,
             max_concurrent_runs: 256,
+            instance_pool: true,
         }
     }
 }
@@ -331,6 +336,7 @@ struct RawWeir {
     deadline_secs: Option<f64>,
     output_limit_bytes: Option<usize>,
     max_concurrent_runs: Option<usize>,
+    instance_pool: Option<bool>,
     call_timeout_secs: Option<f64>,
     startup_timeout_secs: Option<f64>,
     shutdown_grace_secs: Option<f64>,
@@ -606,6 +612,9 @@ impl Config {
         }
         if let Some(n) = w.output_limit_bytes {
             limits.output_bytes = n;
+        }
+        if let Some(pool) = w.instance_pool {
+            limits.instance_pool = pool;
         }
         if let Some(n) = w.max_concurrent_runs {
             if !(1..=10_000).contains(&n) {

@@ -131,7 +131,8 @@ impl Sandbox {
         cache_dir: Option<&std::path::Path>,
         scratch_root: std::path::PathBuf,
     ) -> Result<Self, wasmtime::Error> {
-        let engine = match Engine::new(&engine_config(Some(limits))) {
+        let pool = limits.instance_pool.then_some(limits);
+        let engine = match Engine::new(&engine_config(pool)) {
             Ok(engine) => engine,
             Err(error) => {
                 // A host with little address space (ulimit -v) cannot reserve

@@ -1,0 +1,528 @@
+//! weir's benchmarks: every figure measured side by side in one run, on
+//! this machine, against real servers over real pipes (loopback only).
+//!
+//! `scripts/bench` builds and runs it; `--quick` shortens every part. It
+//! prints a table and writes JSON (`--out FILE`). Each part is bounded by
+//! its iteration counts and stops by itself.
+//!
+//! 1. plugin overhead: `fanout` through weir vs a direct rmcp client, same
+//!    server type, alternating rounds (node's JIT warms up over time);
+//! 2. the storm: a new server process + initialize per call vs weir;
+//! 3. instantiation: empty runs with and without the instance pool; cold
+//!    compile vs the compile cache;
+//! 4. scale: 100 / 1,000 / 10,000 concurrent runs × 10 calls;
+//! 5. the Python stack, when `bench/.venv` has it (scripts/bench installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{Peer, RoleClient};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use weir_host::{Config, Host};
+
+struct Bench {
+    quick: bool,
+    root: PathBuf,
+    scratch: PathBuf,
+    report: Vec<(String, String, String)>,
+    json: serde_json::Map<String, Value>,
+}
+
+fn everything_bin(root: &Path) -> Result<PathBuf> {
+    let bin = root.join("tests/npm/node_modules/.bin/mcp-server-everything");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run `npm ci --prefix tests/npm` (scripts/bench does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("exe dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the weir-tests binaries first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn plugin(name: &str) -> String {
+    Path::new(env!("WEIR_TEST_PLUGINS"))
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+impl Bench {
+    fn row(&mut self, what: &str, figure: String, note: String) {
+        println!("{what:<58} {figure:>22}   {note}");
+        self.report.push((what.to_owned(), figure, note));
+    }
+
+    fn host(&self, name: &str, weir: Value, servers: Value) -> Result<Host> {
+        let path = self.scratch.join(format!("{name}.json"));
+        std::fs::write(
+            &path,
+            json!({"mcpServers": servers, "weir": weir}).to_string(),
+        )?;
+        Ok(Host::new(Config::load(&path)?, Some(sibling("weir")?))?)
+    }
+
+    async fn direct_session(
+        &self,
+        program: &Path,
+        args: &[&str],
+    ) -> Result<rmcp::service::RunningService<RoleClient, ()>> {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args);
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(().serve(transport).await?)
+    }
+
+    /// 1. Per-call latency and concurrent throughput, plugin vs direct.
+    async fn overhead(&mut self, server: &str, program: &Path, args: &[&str]) -> Result<()> {
+        let (n, rounds, tasks, per_task) = if self.quick {
+            (500, 3, 20, 50)
+        } else {
+            (2000, 5, 100, 100)
+        };
+        let weir = json!({"builtin": false, "max_concurrent_runs": 256,
+            "default_policy": {"allow": ["*/*"], "max_calls_per_run": 1_000_000, "max_concurrent_runs": 256}});
+        let host = Arc::new(self.host(
+            "overhead",
+            weir,
+            json!({"s": {"command": program, "args": args}}),
+        )?);
+        let fanout = host.load(&plugin("fanout"))?;
+        let direct = self.direct_session(program, args).await?;
+        let peer = direct.peer().clone();
+        let job = |count: usize| {
+            json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": count})
+                .to_string()
+        };
+        let call_direct = |peer: Peer<RoleClient>| async move {
+            let args = json!({"message": "hi"});
+            let params = CallToolRequestParams::new("echo")
+                .with_arguments(args.as_object().cloned().unwrap_or_default());
+            peer.call_tool(params).await
+        };
+        // Warm-up on both sides (node's JIT, caches).
+        host.run(&fanout, &job(n)).await?;
+        for _ in 0..n {
+            call_direct(peer.clone()).await?;
+        }
+        let (mut plugin_us, mut direct_us) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for _ in 0..n {
+                call_direct(peer.clone()).await?;
+            }
+            direct_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+            let t = Instant::now();
+            let out: Value = serde_json::from_str(&host.run(&fanout, &job(n)).await?)?;
+            plugin_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+            if out["ok"] != n {
+                bail!("fanout: {out}");
+            }
+        }
+        let (p, d) = (median(plugin_us), median(direct_us));
+        self.row(
+            &format!("[{server}] sequential call, direct rmcp"),
+            format!("{d:.1} µs/call"),
+            format!("median of {rounds} rounds × {n}"),
+        );
+        self.row(
+            &format!("[{server}] sequential call, through a plugin"),
+            format!("{p:.1} µs/call"),
+            format!("ratio {:.2}× direct", p / d),
+        );
+
+        // Throughput: `tasks` concurrent callers.
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let peer = peer.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..per_task {
+                    call_direct(peer.clone()).await?;
+                }
+                Ok::<_, rmcp::service::ServiceError>(())
+            }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        let direct_rate = (tasks * per_task) as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let (host, fanout, input) = (host.clone(), fanout.clone(), job(per_task));
+            handles.push(tokio::spawn(async move { host.run(&fanout, &input).await }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        let plugin_rate = (tasks * per_task) as f64 / t.elapsed().as_secs_f64();
+        self.row(
+            &format!("[{server}] {tasks} concurrent callers, direct rmcp"),
+            format!("{direct_rate:.0} calls/s"),
+            String::new(),
+        );
+        self.row(
+            &format!("[{server}] {tasks} concurrent plugin runs"),
+            format!("{plugin_rate:.0} calls/s"),
+            format!(
+                "{:.0}% of direct; sessions opened: {}",
+                100.0 * plugin_rate / direct_rate,
+                host.sessions().stats()[0].sessions_opened
+            ),
+        );
+        self.json.insert(
+            format!("overhead_{server}"),
+            json!({"direct_us_per_call": d, "plugin_us_per_call": p, "ratio": p / d,
+                   "direct_calls_per_s": direct_rate, "plugin_calls_per_s": plugin_rate,
+                   "throughput_ratio": plugin_rate / direct_rate}),
+        );
+        direct.cancel().await?;
+        host.shutdown().await;
+        Ok(())
+    }
+
+    /// 2. A session per call (the anti-pattern) vs weir's one session.
+    async fn storm(&mut self, program: &Path) -> Result<()> {
+        let k = if self.quick { 5 } else { 20 };
+        let t = Instant::now();
+        for _ in 0..k {
+            let session = self.direct_session(program, &["stdio"]).await?;
+            session
+                .peer()
+                .call_tool(
+                    CallToolRequestParams::new("echo").with_arguments(
+                        json!({"message": "hi"})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                )
+                .await?;
+            session.cancel().await?;
+        }
+        let storm_ms = t.elapsed().as_secs_f64() * 1e3 / k as f64;
+        let weir = json!({"builtin": false, "default_policy": {"allow": ["*/*"], "max_calls_per_run": 1_000_000}});
+        let host = self.host(
+            "storm",
+            weir,
+            json!({"s": {"command": program, "args": ["stdio"]}}),
+        )?;
+        let fanout = host.load(&plugin("fanout"))?;
+        let t = Instant::now();
+        let n = 1000;
+        host.run(
+            &fanout,
+            &json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
+                .to_string(),
+        )
+        .await?;
+        let weir_ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        let sessions = host.sessions().stats()[0].sessions_opened;
+        self.row(
+            "[everything] session per call (process + initialize)",
+            format!("{storm_ms:.1} ms/call"),
+            format!("{k} calls, {k} sessions"),
+        );
+        self.row(
+            "[everything] weir, one persistent session",
+            format!("{:.3} ms/call", weir_ms),
+            format!(
+                "{:.0}× faster; {n} calls (first includes the start), {sessions} session",
+                storm_ms / weir_ms
+            ),
+        );
+        self.json.insert(
+            "storm".into(),
+            json!({"session_per_call_ms": storm_ms, "weir_ms": weir_ms,
+            "ratio": storm_ms / weir_ms, "storm_sessions": k, "weir_sessions": sessions}),
+        );
+        host.shutdown().await;
+        Ok(())
+    }
+
+    /// 3. Instantiation per run, pooling vs on demand; compile vs cache.
+    async fn instantiation(&mut self) -> Result<()> {
+        let n = if self.quick { 500 } else { 5000 };
+        let mut figures = serde_json::Map::new();
+        for pooling in [true, false] {
+            let weir = json!({"builtin": false, "instance_pool": pooling, "cache_dir": false});
+            let host = self.host("inst", weir, json!({}))?;
+            let testbed = host.load(&plugin("testbed"))?;
+            for _ in 0..50 {
+                host.run(&testbed, "env").await?;
+            }
+            let mut each = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                host.run(&testbed, "env").await?;
+                each.push(t.elapsed());
+            }
+            each.sort();
+            let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
+            let label = if pooling {
+                "pooling allocator"
+            } else {
+                "on-demand allocator"
+            };
+            self.row(
+                &format!("run of an empty plugin (fresh store + instance), {label}"),
+                format!("{:.1} µs", p50.as_secs_f64() * 1e6),
+                format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
+            );
+            figures.insert(
+                label.into(),
+                json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
+            );
+            host.shutdown().await;
+        }
+        let cache = self.scratch.join("cache");
+        let _ = std::fs::remove_dir_all(&cache);
+        for (label, weir) in [
+            (
+                "cold load (compile)",
+                json!({"builtin": false, "cache_dir": false}),
+            ),
+            (
+                "load from the compile cache",
+                json!({"builtin": false, "cache_dir": cache}),
+            ),
+        ] {
+            let host = self.host("load", weir, json!({}))?;
+            host.load(&plugin("testbed"))?; // fills the cache in the second case
+            let mut each = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                host.load(&plugin("testbed"))?;
+                each.push(t.elapsed());
+            }
+            each.sort();
+            let ms = percentile(&each, 0.5).as_secs_f64() * 1e3;
+            self.row(
+                &format!("plugin {label} (testbed, 3.3 MB)"),
+                format!("{ms:.1} ms"),
+                "median of 5".into(),
+            );
+            figures.insert(label.into(), json!({"ms": ms}));
+            host.shutdown().await;
+        }
+        self.json
+            .insert("instantiation".into(), Value::Object(figures));
+        Ok(())
+    }
+
+    /// 4. Many concurrent runs × 10 calls on one session.
+    async fn scale(&mut self) -> Result<()> {
+        let sizes: &[usize] = if self.quick {
+            &[100, 1000]
+        } else {
+            &[100, 1000, 10_000]
+        };
+        let server = sibling("weir-test-server")?;
+        let mut figures = Vec::new();
+        for &runs in sizes {
+            let weir = json!({"builtin": false, "max_concurrent_runs": 1000,
+                "default_policy": {"allow": ["*/*"], "max_concurrent_runs": 1000}});
+            let host = Arc::new(self.host("scale", weir, json!({"test": {"command": server}}))?);
+            let testbed = host.load(&plugin("testbed"))?;
+            host.run(&testbed, "echo:warm:10").await?;
+            reset_peak_rss();
+            let t = Instant::now();
+            let handles: Vec<_> = (0..runs)
+                .map(|i| {
+                    let (host, testbed) = (host.clone(), testbed.clone());
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        let out = host.run(&testbed, &format!("echo:r{i}:10")).await;
+                        (started.elapsed(), out)
+                    })
+                })
+                .collect();
+            let mut latencies = Vec::with_capacity(runs);
+            for h in handles {
+                let (latency, out) = h.await?;
+                if out? != "10 ok" {
+                    bail!("a scale run returned a wrong answer");
+                }
+                latencies.push(latency);
+            }
+            let wall = t.elapsed();
+            latencies.sort();
+            let rate = (runs * 10) as f64 / wall.as_secs_f64();
+            let sessions = host.sessions().stats()[0].sessions_opened;
+            let rss = peak_rss_mib();
+            self.row(
+                &format!("{runs} concurrent runs × 10 calls (test server)"),
+                format!("{rate:.0} calls/s"),
+                format!(
+                    "run p50 {:.1} ms, p99 {:.1} ms; {sessions} session; peak RSS {rss:.0} MiB",
+                    percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+                    percentile(&latencies, 0.99).as_secs_f64() * 1e3
+                ),
+            );
+            figures.push(
+                json!({"runs": runs, "calls_per_s": rate, "sessions": sessions, "peak_rss_mib": rss,
+                "p50_ms": percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+                "p99_ms": percentile(&latencies, 0.99).as_secs_f64() * 1e3}),
+            );
+            host.shutdown().await;
+        }
+        self.json.insert("scale".into(), Value::Array(figures));
+        Ok(())
+    }
+
+    /// 5. The Python stack against the same server, if installed.
+    async fn python(&mut self, program: &Path) -> Result<()> {
+        let python = self.root.join("bench/.venv/bin/python");
+        if !python.exists() {
+            self.row(
+                "Python stack",
+                "skipped".into(),
+                "bench/.venv missing: run scripts/bench".into(),
+            );
+            return Ok(());
+        }
+        let out = tokio::process::Command::new(python)
+            .arg(self.root.join("bench/python_bench.py"))
+            .arg(program)
+            .arg(if self.quick { "quick" } else { "full" })
+            .stderr(Stdio::inherit())
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!("python_bench.py failed: {}", out.status);
+        }
+        let results: Value = serde_json::from_slice(&out.stdout)?;
+        for (key, label) in [
+            ("mcp_sdk", "Python mcp SDK, one ClientSession"),
+            (
+                "langchain_session",
+                "langchain-mcp-adapters, persistent session",
+            ),
+            (
+                "langchain_get_tools",
+                "langchain-mcp-adapters, get_tools() per call",
+            ),
+        ] {
+            if let Some(r) = results.get(key) {
+                self.row(
+                    &format!("[everything] {label}"),
+                    format!("{:.0} calls/s", r["calls_per_s"].as_f64().unwrap_or(0.0)),
+                    format!(
+                        "{:.3} ms/call, {} calls",
+                        r["ms_per_call"].as_f64().unwrap_or(0.0),
+                        r["calls"]
+                    ),
+                );
+            }
+        }
+        if let (Some(weir), Some(sdk), Some(lc)) = (
+            self.json
+                .get("overhead_everything")
+                .and_then(|o| o["plugin_us_per_call"].as_f64()),
+            results
+                .pointer("/mcp_sdk/ms_per_call")
+                .and_then(Value::as_f64),
+            results
+                .pointer("/langchain_session/ms_per_call")
+                .and_then(Value::as_f64),
+        ) {
+            let weir_ms = weir / 1e3;
+            self.row(
+                "weir vs Python mcp SDK (sequential)",
+                format!("{:.1}×", sdk / weir_ms),
+                String::new(),
+            );
+            self.row(
+                "weir vs langchain persistent session (sequential)",
+                format!("{:.1}×", lc / weir_ms),
+                String::new(),
+            );
+        }
+        self.json.insert("python".into(), results);
+        Ok(())
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let mut bench = Bench {
+        quick,
+        root: root.clone(),
+        scratch: scratch.clone(),
+        report: Vec::new(),
+        json: Default::default(),
+    };
+    let everything = everything_bin(&root)?;
+    let test_server = sibling("weir-test-server")?;
+    println!("{:<58} {:>22}   note", "benchmark", "figure");
+    bench
+        .overhead("everything", &everything, &["stdio"])
+        .await?;
+    bench.overhead("test-server", &test_server, &[]).await?;
+    bench.storm(&everything).await?;
+    bench.instantiation().await?;
+    bench.scale().await?;
+    bench.python(&everything).await?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(out) = out {
+        bench.json.insert("table".into(), json!(bench.report));
+        std::fs::write(&out, serde_json::to_vec_pretty(&Value::Object(bench.json))?)?;
+        println!("\nJSON written to {}", out.display());
+    }
+    Ok(())
+}
