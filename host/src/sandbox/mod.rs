@@ -5,6 +5,12 @@
 //! cap, a wall-clock deadline, captured output, and a WASI context that
 //! grants nothing ([`state::RunState::new`] lists it). Whatever a run does,
 //! it ends that run only.
+//!
+//! - [`state`]: per-run store data, the WASI view, the memory limiter.
+//! - [`imports`]: the host side of `weir:agent/mcp`, where policy is applied.
+//! - [`output`]: capped capture of a plugin's stdout and stderr.
+//! - [`scratch`]: the per-run `/scratch` directory, when granted.
+//! - [`cache`]: compiled components on disk.
 
 mod cache;
 mod imports;

@@ -1,7 +1,8 @@
 //! weir's benchmarks: every figure measured side by side in one run, on
 //! this machine, against real servers over real pipes (loopback only).
 //!
-//! `scripts/bench` builds and runs it; `--quick` shortens every part. It
+//! `scripts/bench` builds and runs it; `--quick` shortens every part,
+//! `--only PART` runs one (overhead, storm, instantiation, scale, python). It
 //! prints a table and writes JSON (`--out FILE`). Each part is bounded by
 //! its iteration counts and stops by itself.
 //!
@@ -150,19 +151,43 @@ impl Bench {
             call_direct(peer.clone()).await?;
         }
         let (mut plugin_us, mut direct_us) = (Vec::new(), Vec::new());
+        // Alternate which goes first, so neither gains from going second.
+        for round in 0..rounds {
+            for plugin_turn in [round % 2 == 0, round % 2 == 1] {
+                let t = Instant::now();
+                if plugin_turn {
+                    let out: Value = serde_json::from_str(&host.run(&fanout, &job(n)).await?)?;
+                    if out["ok"] != n {
+                        bail!("fanout: {out}");
+                    }
+                    plugin_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+                } else {
+                    for _ in 0..n {
+                        call_direct(peer.clone()).await?;
+                    }
+                    direct_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+                }
+            }
+        }
+        // The session manager alone (no plugin), to split the overhead.
+        let caller = weir_host::gateway::Caller::new("bench");
+        let mut gateway_us = Vec::new();
         for _ in 0..rounds {
             let t = Instant::now();
             for _ in 0..n {
-                call_direct(peer.clone()).await?;
+                let args = json!({"message": "hi"}).as_object().cloned();
+                weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
-            direct_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
-            let t = Instant::now();
-            let out: Value = serde_json::from_str(&host.run(&fanout, &job(n)).await?)?;
-            plugin_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
-            if out["ok"] != n {
-                bail!("fanout: {out}");
-            }
+            gateway_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
         }
+        let g = median(gateway_us);
+        self.row(
+            &format!("[{server}] sequential call, weir's session manager only"),
+            format!("{g:.1} µs/call"),
+            String::new(),
+        );
         let (p, d) = (median(plugin_us), median(direct_us));
         self.row(
             &format!("[{server}] sequential call, direct rmcp"),
@@ -223,6 +248,61 @@ impl Bench {
         );
         direct.cancel().await?;
         host.shutdown().await;
+        Ok(())
+    }
+
+    /// 1b. The sandbox's own share of a call: `fanout` against a gateway
+    /// that answers at once, no server — guest, wasmtime and host glue.
+    async fn sandbox_overhead(&mut self) -> Result<()> {
+        struct Instant_;
+        impl weir_host::ToolGateway for Instant_ {
+            fn call_tool<'a>(
+                &'a self,
+                _caller: &'a weir_host::gateway::Caller,
+                _server: &'a str,
+                _tool: &'a str,
+                _arguments: Option<weir_host::gateway::Arguments>,
+            ) -> futures::future::BoxFuture<'a, Result<String, weir_host::CallError>> {
+                Box::pin(async {
+                    Ok(r#"{"content":[{"type":"text","text":"Echo: hi"}]}"#.to_owned())
+                })
+            }
+            fn list_tools<'a>(
+                &'a self,
+                _caller: &'a weir_host::gateway::Caller,
+            ) -> futures::future::BoxFuture<'a, Vec<weir_host::ToolInfo>> {
+                Box::pin(async { Vec::new() })
+            }
+        }
+        let n = if self.quick { 20_000 } else { 200_000 };
+        let sandbox = weir_host::sandbox::Sandbox::new(
+            &weir_host::config::RunLimits::default(),
+            None,
+            self.scratch.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let policy = weir_host::policy::Policy {
+            allow: vec![weir_host::policy::ToolPattern::parse("*/*").map_err(anyhow::Error::msg)?],
+            max_calls_per_run: u64::MAX / 2,
+            ..weir_host::policy::Policy::default()
+        };
+        let bytes = std::fs::read(plugin("fanout"))?;
+        let fanout = sandbox.load("fanout", "fanout", &bytes, policy)?;
+        let gateway: Arc<dyn weir_host::ToolGateway> = Arc::new(Instant_);
+        let job =
+            json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
+                .to_string();
+        sandbox.run(&fanout, &job, gateway.clone()).await?;
+        let t = Instant::now();
+        sandbox.run(&fanout, &job, gateway).await?;
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        self.row(
+            "call-tool through the sandbox, no server (guest + wasmtime + glue)",
+            format!("{us:.2} µs/call"),
+            format!("{n} calls"),
+        );
+        self.json
+            .insert("sandbox_overhead_us_per_call".into(), json!(us));
         Ok(())
     }
 
@@ -507,17 +587,35 @@ async fn main() -> Result<()> {
         report: Vec::new(),
         json: Default::default(),
     };
+    // `--only PART` (overhead, storm, instantiation, scale, python) runs one part.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let everything = everything_bin(&root)?;
     let test_server = sibling("weir-test-server")?;
     println!("{:<58} {:>22}   note", "benchmark", "figure");
-    bench
-        .overhead("everything", &everything, &["stdio"])
-        .await?;
-    bench.overhead("test-server", &test_server, &[]).await?;
-    bench.storm(&everything).await?;
-    bench.instantiation().await?;
-    bench.scale().await?;
-    bench.python(&everything).await?;
+    if wanted("overhead") {
+        bench.sandbox_overhead().await?;
+        bench
+            .overhead("everything", &everything, &["stdio"])
+            .await?;
+        bench.overhead("test-server", &test_server, &[]).await?;
+    }
+    if wanted("storm") {
+        bench.storm(&everything).await?;
+    }
+    if wanted("instantiation") {
+        bench.instantiation().await?;
+    }
+    if wanted("scale") {
+        bench.scale().await?;
+    }
+    if wanted("python") {
+        bench.python(&everything).await?;
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     if let Some(out) = out {
         bench.json.insert("table".into(), json!(bench.report));
