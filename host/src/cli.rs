@@ -98,15 +98,21 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The command runs on a worker thread: waking a task on the runtime's
+    // main thread costs an extra cross-thread hop on every tool call.
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run(args).await,
-            Command::List(args) => list(args).await,
-            Command::BuiltinServer => builtin::serve_stdio()
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .context("built-in server"),
-        }
+        tokio::spawn(async move {
+            match cli.command {
+                Command::Run(args) => run(args).await,
+                Command::List(args) => list(args).await,
+                Command::BuiltinServer => builtin::serve_stdio()
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+                    .context("built-in server"),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the command stopped unexpectedly: {e}")))
     });
     match result {
         Ok(code) => code,

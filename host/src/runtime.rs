@@ -28,7 +28,7 @@ pub enum HostError {
 pub enum HostRunError {
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("weir is shutting down; the run was not started")]
+    #[error("weir is shutting down: the run was stopped, or not started")]
     ShuttingDown,
 }
 

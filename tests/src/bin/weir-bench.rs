@@ -265,7 +265,11 @@ impl Bench {
                 _tool: &'a str,
                 _arguments: Option<weir_host::gateway::Arguments>,
             ) -> futures::future::BoxFuture<'a, Result<String, weir_host::CallError>> {
-                Box::pin(async {
+                let yield_once = self.0;
+                Box::pin(async move {
+                    if yield_once {
+                        tokio::task::yield_now().await;
+                    }
                     Ok(r#"{"content":[{"type":"text","text":"Echo: hi"}]}"#.to_owned())
                 })
             }
