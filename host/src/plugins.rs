@@ -45,6 +45,8 @@ pub struct PluginFile {
     /// Where it came from, for messages.
     pub location: String,
     pub bytes: Vec<u8>,
+    /// sha256 of `bytes` (hex): checked against pins, keys the compile cache.
+    pub sha256: String,
     /// `NAME.toml` beside the file, if there is one.
     pub manifest: Option<Manifest>,
 }
@@ -147,6 +149,7 @@ pub fn read(spec: &str, dir: Option<&Path>) -> Result<PluginFile, PluginError> {
         return Ok(PluginFile {
             name,
             location,
+            sha256: sha256_hex(&bytes),
             bytes,
             manifest,
         });
@@ -195,6 +198,7 @@ pub fn read(spec: &str, dir: Option<&Path>) -> Result<PluginFile, PluginError> {
     Ok(PluginFile {
         name: spec.to_owned(),
         location,
+        sha256: sha256_hex(&bytes),
         bytes,
         manifest,
     })

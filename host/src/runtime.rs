@@ -95,15 +95,14 @@ impl Host {
     pub fn load(&self, spec: &str) -> Result<Plugin, PluginError> {
         let file = plugins::read(spec, self.config.plugins_dir.as_deref())?;
         let (policy, pin) = self.config.grant_for(&file.name);
-        if let Some(expected) = pin {
-            let actual = plugins::sha256_hex(&file.bytes);
-            if actual != expected {
-                return Err(PluginError::Integrity {
-                    location: file.location,
-                    expected: expected.to_owned(),
-                    actual,
-                });
-            }
+        if let Some(expected) = pin
+            && file.sha256 != expected
+        {
+            return Err(PluginError::Integrity {
+                location: file.location,
+                expected: expected.to_owned(),
+                actual: file.sha256,
+            });
         }
         // A manifest may ask for less than the operator grants, never more.
         let policy = match file.manifest.as_ref().and_then(|m| m.policy.as_ref()) {
@@ -115,9 +114,13 @@ impl Host {
                 })?,
             None => policy.clone(),
         };
-        Ok(self
-            .sandbox
-            .load(&file.name, &file.location, &file.bytes, policy)?)
+        Ok(self.sandbox.load(
+            &file.name,
+            &file.location,
+            &file.bytes,
+            &file.sha256,
+            policy,
+        )?)
     }
 
     /// Loads every plugin of the plugins directory. Each file stands alone:

@@ -184,6 +184,7 @@ impl Sandbox {
         name: &str,
         what: &str,
         bytes: &[u8],
+        sha256: &str,
         policy: Policy,
     ) -> Result<Plugin, LoadError> {
         if !bytes.starts_with(b"\0asm") {
@@ -192,7 +193,7 @@ impl Sandbox {
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::CoreModule(what.to_owned()));
         }
-        let component = self.compile(what, bytes)?;
+        let component = self.compile(what, bytes, sha256)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -222,14 +223,11 @@ impl Sandbox {
         )
     }
 
-    /// The compiled component, from the cache when it holds this file.
-    fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, LoadError> {
-        let key = self
-            .cache
-            .as_ref()
-            .map(|_| crate::plugins::sha256_hex(bytes));
-        if let (Some(cache), Some(key)) = (&self.cache, &key)
-            && let Some(component) = cache.get(&self.engine, key)
+    /// The compiled component, from the cache when it holds this file
+    /// (`sha256` is the file's digest, the cache key).
+    fn compile(&self, what: &str, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.get(&self.engine, sha256)
         {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(component);
@@ -237,8 +235,8 @@ impl Sandbox {
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            cache.put(key, &component);
+        if let Some(cache) = &self.cache {
+            cache.put(sha256, &component);
         }
         Ok(component)
     }

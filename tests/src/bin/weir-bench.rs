@@ -293,7 +293,8 @@ impl Bench {
             ..weir_host::policy::Policy::default()
         };
         let bytes = std::fs::read(plugin("fanout"))?;
-        let fanout = sandbox.load("fanout", "fanout", &bytes, policy)?;
+        let digest = weir_host::plugins::sha256_hex(&bytes);
+        let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
         let job =
             json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
                 .to_string();
