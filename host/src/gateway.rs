@@ -30,6 +30,20 @@ pub enum CallError {
     Protocol(String),
 }
 
+impl CallError {
+    /// The WIT variant's name: what the audit log records as the outcome.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Denied(_) => "denied",
+            Self::NotFound(_) => "not-found",
+            Self::InvalidArguments(_) => "invalid-arguments",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Protocol(_) => "protocol-error",
+        }
+    }
+}
+
 /// A tool as the host advertises it to plugins.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolInfo {
