@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::policy::{Policy, PolicySpec, ToolPattern};
+use crate::policy::{Policy, PolicySpec, ToolPattern, positive_secs};
 
 /// Name under which the embedded default server is offered.
 pub const BUILTIN_SERVER: &str = "builtin";
@@ -737,10 +737,6 @@ fn valid_server_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn positive_secs(s: f64) -> Option<Duration> {
-    (s.is_finite() && s > 0.0 && s < 1e9).then(|| Duration::from_secs_f64(s))
 }
 
 /// serde_json appends "at line L column C" to its messages; the location is

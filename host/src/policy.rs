@@ -214,11 +214,12 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 }
 
 fn secs(field: &str, s: f64) -> Result<Duration, String> {
-    if s.is_finite() && s > 0.0 && s < 1e9 {
-        Ok(Duration::from_secs_f64(s))
-    } else {
-        Err(format!("{field}: {s} is not a positive number of seconds"))
-    }
+    positive_secs(s).ok_or_else(|| format!("{field}: {s} is not a positive number of seconds"))
+}
+
+/// A duration written as seconds: finite, positive, and not absurd.
+pub(crate) fn positive_secs(s: f64) -> Option<Duration> {
+    (s.is_finite() && s > 0.0 && s < 1e9).then(|| Duration::from_secs_f64(s))
 }
 
 /// Whether grant `g` covers everything request `r` matches.

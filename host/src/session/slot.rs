@@ -235,6 +235,7 @@ impl Slot {
                 return Err(error);
             }
         };
+        let pid = process.as_ref().and_then(ServerProcess::pid);
         let protocol = service
             .peer()
             .peer_info()
@@ -242,14 +243,14 @@ impl Slot {
             .unwrap_or_default();
         tracing::info!(
             server = %server.name,
-            pid = live_pid(&process),
+            pid,
             protocol = %protocol,
             tools = tools.len(),
             "session open"
         );
         let live = Arc::new(Live {
             peer: service.peer().clone(),
-            pid: process.as_ref().and_then(ServerProcess::pid),
+            pid,
             protocol,
             stderr,
             fault,
@@ -467,10 +468,6 @@ async fn ping_while_idle(server: Arc<str>, live: Arc<Live>, interval: Duration, 
         live.broken.store(true, Ordering::Release);
         return;
     }
-}
-
-fn live_pid(process: &Option<ServerProcess>) -> Option<u32> {
-    process.as_ref().and_then(ServerProcess::pid)
 }
 
 fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, ToolInfo> {
