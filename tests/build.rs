@@ -68,10 +68,22 @@ fn main() {
         "building the test plugins failed ({status}); run \
          `cargo build --release --target wasm32-wasip2 -p hello -p fanout -p testbed` to see why"
     );
-    println!(
-        "cargo:rustc-env=WEIR_TEST_PLUGINS={}",
-        target_dir.join("wasm32-wasip2").join("release").display()
-    );
+    let out = target_dir.join("wasm32-wasip2").join("release");
+    // Each plugin's manifest goes beside its component, as in a plugins
+    // directory.
+    for plugin in PLUGINS {
+        for crate_dir in ["plugins", "tests/plugins"] {
+            let manifest = root
+                .join(crate_dir)
+                .join(plugin)
+                .join(format!("{plugin}.toml"));
+            if manifest.is_file() {
+                std::fs::copy(&manifest, out.join(format!("{plugin}.toml")))
+                    .expect("copy a plugin manifest beside its component");
+            }
+        }
+    }
+    println!("cargo:rustc-env=WEIR_TEST_PLUGINS={}", out.display());
 }
 
 /// A fresh machine's toolchain lacks the `wasm32-wasip2` standard library

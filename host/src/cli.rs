@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::gateway::Caller;
 use crate::plugins::PluginError;
 use crate::runtime::Host;
+use crate::serve::{self, Listen, ServeOptions};
 
 const ABOUT: &str = "Run sandboxed WebAssembly agents against MCP servers, \
                      one persistent session per server.";
@@ -33,7 +34,8 @@ the `mcpServers` format MCP clients already use:
 Examples:
   weir run hello.wasm --input world
   weir run fanout --plugins ./wasm --config servers.json --input-file job.json
-  weir list --config servers.json";
+  weir list --config servers.json
+  weir serve --plugins ./wasm --http 127.0.0.1:7070";
 
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -52,6 +54,8 @@ enum Command {
     Run(RunArgs),
     /// List the plugins, the MCP servers and the tools each offers.
     List(CommonArgs),
+    /// Serve the plugins as MCP tools, to any MCP client (stdio or HTTP).
+    Serve(ServeArgs),
     /// Serve the built-in MCP server on stdio (weir starts this itself).
     #[command(name = "builtin-server", hide = true)]
     BuiltinServer,
@@ -84,6 +88,29 @@ struct RunArgs {
     common: CommonArgs,
 }
 
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Serve MCP on stdin/stdout, for a client that starts weir itself
+    /// (the default).
+    #[arg(long, conflicts_with = "http")]
+    stdio: bool,
+    /// Serve streamable HTTP MCP at http://ADDR/mcp, with metrics at
+    /// /metrics. Give a loopback address unless weir must be reachable
+    /// from elsewhere (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Also serve /metrics on ADDR (useful with --stdio).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// A host name HTTP requests may be addressed to, besides localhost,
+    /// 127.0.0.1 and ::1 (repeat for several). Requests naming any other
+    /// host are refused, against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
 /// Entry point of the `weir` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -105,6 +132,7 @@ pub fn main() -> ExitCode {
             match cli.command {
                 Command::Run(args) => run(args).await,
                 Command::List(args) => list(args).await,
+                Command::Serve(args) => serve(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
                     .await
                     .map(|()| ExitCode::SUCCESS)
@@ -213,6 +241,30 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let host = std::sync::Arc::new(Host::new(config, None)?);
+    let mut allowed_hosts: Vec<String> = serve::http::LOOPBACK_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    allowed_hosts.extend(args.allow_hosts);
+    let options = ServeOptions {
+        listen: match args.http {
+            Some(addr) => Listen::Http(addr),
+            None => Listen::Stdio,
+        },
+        metrics: args.metrics,
+        allowed_hosts,
+    };
+    let served = serve::serve(host.clone(), options, shutdown_signal()).await;
+    if served.is_err() {
+        host.shutdown().await;
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(args: CommonArgs) -> Result<ExitCode> {

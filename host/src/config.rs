@@ -46,6 +46,10 @@ pub struct Config {
     /// Where per-run scratch directories are made; `None`: the system's
     /// temporary directory.
     pub scratch_root: Option<PathBuf>,
+    /// `weir serve` also offers each upstream server's tools, as
+    /// `server.tool`, under the default policy. Off unless asked for: a
+    /// client should reach upstream tools through an agent by default.
+    pub expose_upstream_tools: bool,
 }
 
 /// What the operator set for one plugin.
@@ -225,6 +229,7 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             cache_dir: crate::sandbox::default_cache_dir(),
             scratch_root: None,
+            expose_upstream_tools: false,
             source: None,
             servers: BTreeMap::from([(
                 BUILTIN_SERVER.to_owned(),
@@ -347,6 +352,8 @@ struct RawWeir {
     /// Policy fields (see [`PolicySpec`]) for plugins not named below.
     default_policy: Option<serde_json::Map<String, serde_json::Value>>,
     scratch_root: Option<String>,
+    /// `weir serve`: pass upstream tools through as `server.tool`.
+    expose_upstream_tools: Option<bool>,
     /// Compiled-plugin cache directory; `false` turns the cache off.
     cache_dir: Option<serde_json::Value>,
     /// Per plugin: policy fields, plus `sha256`.
@@ -702,6 +709,7 @@ impl Config {
                 .map(|d| expand_vars(d, &env).map(|d| base.join(d)))
                 .transpose()
                 .map_err(|m| invalid("weir.scratch_root".into(), m))?,
+            expose_upstream_tools: w.expose_upstream_tools.unwrap_or(false),
         })
     }
 }

@@ -14,8 +14,10 @@
 //!   the host side of `weir:agent/mcp`. Knows nothing of MCP.
 //! - [`policy`]: what each plugin may do; plain data and pure decisions.
 //! - [`plugins`]: finding plugin files, by path or by name in a directory.
+//! - [`metrics`]: what the host counts, rendered for Prometheus.
 //! - [`runtime`]: [`Host`] ties sessions and sandbox together and owns
 //!   shutdown.
+//! - [`serve`]: `weir serve`, the host as an MCP server of its plugins.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
 
@@ -23,10 +25,12 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 pub mod session;
 
 pub use config::Config;

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::gateway::ToolGateway;
-use crate::plugins::{self, PluginError};
+use crate::metrics::Metrics;
+use crate::plugins::{self, PluginError, PluginFile};
 use crate::sandbox::{Plugin, RunError, Sandbox};
 use crate::session::Sessions;
 
@@ -40,6 +42,7 @@ pub struct Host {
     config: Config,
     sessions: Arc<Sessions>,
     sandbox: Sandbox,
+    metrics: Arc<Metrics>,
     /// One permit per run in flight; sized like the instance pool, so a
     /// burst of runs waits for a slot instead of failing to instantiate.
     permits: Arc<Semaphore>,
@@ -62,13 +65,20 @@ impl Host {
             .scratch_root
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref(), scratch_root)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let metrics = Arc::new(Metrics::new());
+        let sandbox = Sandbox::new(
+            &config.limits,
+            config.cache_dir.as_deref(),
+            scratch_root,
+            metrics.clone(),
+        )
+        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one
         // process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
-            sessions: Arc::new(Sessions::new(&config, weir_exe)),
+            sessions: Arc::new(Sessions::new(&config, weir_exe, metrics.clone())),
+            metrics,
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),
             sandbox,
             config,
@@ -85,6 +95,16 @@ impl Host {
         &self.sessions
     }
 
+    /// Everything the host counts, as OpenMetrics text (what `/metrics`
+    /// serves).
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(self.sessions.stats().into_iter().map(|s| {
+                let oldest = s.session_ages.iter().max().copied();
+                (s.name, s.session_ages.len(), oldest)
+            }))
+    }
+
     /// Plugins `(compiled, taken from the compile cache)` since start.
     pub fn compile_counts(&self) -> (u64, u64) {
         self.sandbox.compile_counts()
@@ -93,15 +113,26 @@ impl Host {
     /// Loads a plugin by path, or by name from the plugins directory, under
     /// the policy the operator set for its name (checking its pin).
     pub fn load(&self, spec: &str) -> Result<Plugin, PluginError> {
-        let file = plugins::read(spec, self.config.plugins_dir.as_deref())?;
+        self.load_file(&self.read(spec)?)
+    }
+
+    /// Reads a plugin's file and manifest, without compiling it: enough to
+    /// tell whether it changed.
+    pub fn read(&self, spec: &str) -> Result<PluginFile, PluginError> {
+        plugins::read(spec, self.config.plugins_dir.as_deref())
+    }
+
+    /// Compiles a plugin read by [`Host::read`], under the policy the
+    /// operator set for its name (checking its pin).
+    pub fn load_file(&self, file: &PluginFile) -> Result<Plugin, PluginError> {
         let (policy, pin) = self.config.grant_for(&file.name);
         if let Some(expected) = pin
             && file.sha256 != expected
         {
             return Err(PluginError::Integrity {
-                location: file.location,
+                location: file.location.clone(),
                 expected: expected.to_owned(),
-                actual: file.sha256,
+                actual: file.sha256.clone(),
             });
         }
         // A manifest may ask for less than the operator grants, never more.
@@ -159,6 +190,36 @@ impl Host {
     /// Runs `plugin` once. Waits for a run slot if all are taken; a run
     /// started before shutdown is stopped by it (see [`Host::shutdown`]).
     pub async fn run(&self, plugin: &Plugin, input: &str) -> Result<String, HostRunError> {
+        self.run_observed(plugin, input, None).await
+    }
+
+    /// [`run`](Host::run), keeping the run's count of tool calls in
+    /// `progress` as it goes (for progress reports to a client).
+    pub async fn run_observed(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        progress: Option<Arc<AtomicU64>>,
+    ) -> Result<String, HostRunError> {
+        // Counted from here: time waiting for a slot is part of the run's
+        // latency as its caller sees it; a run dropped midway counts as
+        // cancelled.
+        let record = self.metrics.run_started(plugin.name());
+        let result = self.run_inner(plugin, input, progress).await;
+        record.finish(match &result {
+            Ok(_) => "ok",
+            Err(HostRunError::Run(e)) => e.kind(),
+            Err(HostRunError::ShuttingDown) => "shutting-down",
+        });
+        result
+    }
+
+    async fn run_inner(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        progress: Option<Arc<AtomicU64>>,
+    ) -> Result<String, HostRunError> {
         if self.accepting.is_cancelled() {
             return Err(HostRunError::ShuttingDown);
         }
@@ -173,7 +234,7 @@ impl Host {
         };
         let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
         tokio::select! {
-            result = self.sandbox.run(plugin, input, gateway) => Ok(result?),
+            result = self.sandbox.run_observed(plugin, input, gateway, progress) => Ok(result?),
             () = self.closing.cancelled() => Err(HostRunError::ShuttingDown),
         }
     }

@@ -23,6 +23,9 @@ impl mcp::Host for RunState {
         arguments: String,
     ) -> wasmtime::Result<Result<String, mcp::CallError>> {
         self.calls += 1;
+        if let Some(progress) = &self.progress {
+            progress.store(self.calls, std::sync::atomic::Ordering::Relaxed);
+        }
         // One call past the budget is denied, so the plugin can notice; a
         // plugin that keeps calling after that is flooding, and its run ends.
         if self.calls > self.policy.max_calls_per_run.saturating_add(1) {
@@ -31,6 +34,9 @@ impl mcp::Host for RunState {
         }
         let started = Instant::now();
         let result = self.checked_call(&server, &tool, &arguments).await;
+        if let (Err(CallError::Denied(_)), Some(denials)) = (&result, &self.denials) {
+            denials.inc();
+        }
         // The audit trail: every call, allowed or not. Sizes only, never
         // the arguments themselves: they may hold secrets.
         tracing::info!(

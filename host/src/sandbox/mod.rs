@@ -32,6 +32,7 @@ use self::imports::{Agent, AgentPre};
 use self::state::RunState;
 use crate::config::RunLimits;
 use crate::gateway::{Caller, ToolGateway};
+use crate::metrics::Metrics;
 use crate::policy::{Policy, RateLimiter};
 
 /// How often the engine's epoch advances. At each tick a running guest
@@ -56,6 +57,8 @@ pub struct Plugin {
     runs: Arc<tokio::sync::Semaphore>,
     /// Shared by all its runs: the call rate is the plugin's, not a run's.
     rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
+    /// Refused calls, counted for the metrics.
+    denials: prometheus_client::metrics::counter::Counter,
 }
 
 impl Plugin {
@@ -113,6 +116,24 @@ pub enum RunError {
     OutputTooLarge { bytes: usize, max: usize },
 }
 
+impl RunError {
+    /// A short name for the way the run ended: the outcome label of the
+    /// run metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Failed(_) => "failed",
+            Self::Deadline(_) => "deadline",
+            Self::MemoryLimit(_) => "memory",
+            Self::Panic(_) => "panic",
+            Self::Trap(_) => "trap",
+            Self::Instantiate(_) => "instantiate",
+            Self::CpuBudget(_) => "cpu",
+            Self::CallBudget(_) => "call-budget",
+            Self::OutputTooLarge { .. } => "output-too-large",
+        }
+    }
+}
+
 /// The engine, the linker with weir's imports, the compile cache and the
 /// epoch ticker.
 pub struct Sandbox {
@@ -125,6 +146,7 @@ pub struct Sandbox {
     compiled: std::sync::atomic::AtomicU64,
     cache_hits: std::sync::atomic::AtomicU64,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    metrics: Arc<Metrics>,
 }
 
 pub use cache::default_dir as default_cache_dir;
@@ -136,6 +158,7 @@ impl Sandbox {
         limits: &RunLimits,
         cache_dir: Option<&std::path::Path>,
         scratch_root: std::path::PathBuf,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, wasmtime::Error> {
         let pool = limits.instance_pool.then_some(limits);
         let engine = match Engine::new(&engine_config(pool)) {
@@ -173,6 +196,7 @@ impl Sandbox {
             compiled: Default::default(),
             cache_hits: Default::default(),
             ticker: Some((stop, ticker)),
+            metrics,
         })
     }
 
@@ -211,6 +235,7 @@ impl Sandbox {
             pre,
             runs: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_runs)),
             rate,
+            denials: self.metrics.denial_counter(name),
             policy: Arc::new(policy),
         })
     }
@@ -249,6 +274,18 @@ impl Sandbox {
         input: &str,
         gateway: Arc<dyn ToolGateway>,
     ) -> Result<String, RunError> {
+        self.run_observed(plugin, input, gateway, None).await
+    }
+
+    /// [`run`](Sandbox::run), with the run's count of `call-tool` requests
+    /// kept in `progress` as it goes, for whoever reports on the run.
+    pub async fn run_observed(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+        progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<String, RunError> {
         let policy = &plugin.policy;
         let caller = Caller {
             plugin: plugin.name.clone(),
@@ -272,6 +309,11 @@ impl Sandbox {
             scratch.as_ref().map(|s| s.path()),
         )
         .map_err(|e| RunError::Instantiate(format!("cannot open the scratch directory: {e}")))?;
+        let state = RunState {
+            denials: Some(plugin.denials.clone()),
+            progress,
+            ..state
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

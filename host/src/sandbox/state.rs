@@ -3,6 +3,7 @@
 //! [`ToolGateway`].
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -39,6 +40,11 @@ pub(crate) struct RunState {
     pub cpu_exhausted: bool,
     /// Set when the plugin kept calling past its call budget.
     pub call_budget_exhausted: bool,
+    /// The plugin's count of refused calls, for the metrics.
+    pub denials: Option<prometheus_client::metrics::counter::Counter>,
+    /// Mirrors `calls` for someone watching the run from outside (progress
+    /// reports); only there when asked for.
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 impl RunState {
@@ -91,6 +97,8 @@ impl RunState {
             cpu_ticks: 0,
             cpu_exhausted: false,
             call_budget_exhausted: false,
+            denials: None,
+            progress: None,
         })
     }
 }

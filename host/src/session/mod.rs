@@ -22,7 +22,7 @@ mod slot;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -34,6 +34,7 @@ use self::process::Launch;
 use self::slot::{Connect, ServerShared};
 use crate::config::{Config, HttpServer, Transport};
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
+use crate::metrics::Metrics;
 
 /// A snapshot of one server's sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub struct ServerStats {
     /// Sessions opened since the host started: first starts, restarts
     /// after a crash, one per pool slot and plugin scope.
     pub sessions_opened: u64,
+    /// Of those, sessions opened to replace one that was lost.
+    pub restarts: u64,
+    /// How long each open session has been open.
+    pub session_ages: Vec<std::time::Duration>,
     /// Processes of the sessions open now (stdio servers).
     pub pids: Vec<u32>,
     /// The MCP revision an open session negotiated, if one is open.
@@ -51,6 +56,7 @@ pub struct ServerStats {
 /// Every server the host may talk to, by name.
 pub struct Sessions {
     servers: BTreeMap<String, Upstream>,
+    metrics: Arc<Metrics>,
     closing: CancellationToken,
     reaper: TaskTracker,
 }
@@ -58,7 +64,7 @@ pub struct Sessions {
 impl Sessions {
     /// Prepares the servers; starts none of them. `weir_exe` is the `weir`
     /// binary that serves the built-in server.
-    pub fn new(config: &Config, weir_exe: PathBuf) -> Self {
+    pub fn new(config: &Config, weir_exe: PathBuf, metrics: Arc<Metrics>) -> Self {
         let closing = CancellationToken::new();
         let reaper = TaskTracker::new();
         let servers = config
@@ -80,6 +86,7 @@ impl Sessions {
                     }),
                     Transport::Http(h) => Connect::Http(http_config(h)),
                 };
+                let (opened, restarts) = metrics.server_counters(name);
                 let shared = Arc::new(ServerShared {
                     name: Arc::from(name.as_str()),
                     connect,
@@ -89,7 +96,8 @@ impl Sessions {
                         .startup_timeout
                         .unwrap_or(config.sessions.startup_timeout),
                     ping_interval: server.ping_interval,
-                    opened: Default::default(),
+                    opened,
+                    restarts,
                     reaper: reaper.clone(),
                 });
                 let upstream = Upstream::new(shared, server, closing.child_token());
@@ -98,6 +106,7 @@ impl Sessions {
             .collect();
         Self {
             servers,
+            metrics,
             closing,
             reaper,
         }
@@ -140,7 +149,9 @@ impl Sessions {
             .iter()
             .map(|(name, u)| ServerStats {
                 name: name.clone(),
-                sessions_opened: u.shared().opened.load(Ordering::Relaxed),
+                sessions_opened: u.shared().opened.get(),
+                restarts: u.shared().restarts.get(),
+                session_ages: u.session_ages(),
                 pids: u.pids(),
                 protocol: u.protocol(),
             })
@@ -185,10 +196,19 @@ impl ToolGateway for Sessions {
         arguments: Option<Arguments>,
     ) -> BoxFuture<'a, Result<String, CallError>> {
         async move {
-            let pool = self.upstream(server)?.pool_for(&caller.plugin)?;
-            pool.pick()
-                .call_tool(tool, arguments, caller.call_timeout)
-                .await
+            let upstream = self.upstream(server)?;
+            let started = Instant::now();
+            let result = match upstream.pool_for(&caller.plugin) {
+                Ok(pool) => {
+                    pool.pick()
+                        .call_tool(tool, arguments, caller.call_timeout)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            self.metrics
+                .record_call(server, tool, started.elapsed(), result.as_ref().map(|_| ()));
+            result
         }
         .boxed()
     }

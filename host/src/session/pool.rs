@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,10 @@ impl Pool {
 
     fn protocol(&self) -> Option<String> {
         self.slots.iter().find_map(Slot::protocol)
+    }
+
+    fn session_ages(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.slots.iter().filter_map(Slot::session_age)
     }
 
     async fn shutdown(&self) {
@@ -184,6 +188,14 @@ impl Upstream {
     /// The protocol revision of some open session, if any is open.
     pub fn protocol(&self) -> Option<String> {
         self.all_pools().iter().find_map(|p| p.protocol())
+    }
+
+    /// How long each open session has been open.
+    pub fn session_ages(&self) -> Vec<Duration> {
+        self.all_pools()
+            .iter()
+            .flat_map(|p| p.session_ages().collect::<Vec<_>>())
+            .collect()
     }
 
     pub async fn shutdown(&self) {

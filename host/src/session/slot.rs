@@ -4,7 +4,7 @@
 //! dies.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,11 @@ pub(crate) struct ServerShared {
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
     pub ping_interval: Option<Duration>,
-    /// Sessions opened (processes spawned) since the host started.
-    pub opened: AtomicU64,
+    /// Sessions opened (processes spawned) since the host started; the
+    /// same counter the metrics export.
+    pub opened: prometheus_client::metrics::counter::Counter,
+    /// Sessions opened to replace one that was lost.
+    pub restarts: prometheus_client::metrics::counter::Counter,
     pub reaper: TaskTracker,
 }
 
@@ -55,6 +58,9 @@ pub(crate) struct Slot {
     /// Single flight: whoever holds this starts the session; callers
     /// arriving meanwhile wait here and then use the result.
     gate: tokio::sync::Mutex<Backoff>,
+    /// A session of this slot was lost and not yet replaced: the next one
+    /// opened is a restart.
+    lost: AtomicBool,
     closing: CancellationToken,
 }
 
@@ -64,6 +70,7 @@ pub(crate) struct Live {
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, SessionClient>>>,
     process: tokio::sync::Mutex<Option<ServerProcess>>,
     pid: Option<u32>,
+    opened_at: Instant,
     /// The MCP revision the server agreed to.
     protocol: String,
     stderr: StderrTail,
@@ -75,6 +82,9 @@ pub(crate) struct Live {
     tools_stale: Arc<AtomicBool>,
     /// Calls in flight: the pool's load measure, the pinger's idle test.
     in_flight: AtomicUsize,
+    /// A call was given up unanswered (timeout, or its run ended): rmcp
+    /// queued a `notifications/cancelled`, which closing must not drop.
+    abandoned: AtomicBool,
     /// Stops the health pinger when the session closes.
     stop: CancellationToken,
 }
@@ -95,12 +105,29 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Marks the session as having abandoned a call, unless disarmed (by the
+/// answer arriving) before it is dropped.
+struct Abandon<'a>(Option<&'a AtomicBool>);
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Longest wait at close for the server to have read the cancellations
+/// weir queued.
+const CANCEL_FLUSH: Duration = Duration::from_millis(500);
+
 impl Slot {
     pub fn new(server: Arc<ServerShared>, closing: CancellationToken) -> Self {
         Self {
             server,
             live: RwLock::new(None),
             gate: tokio::sync::Mutex::new(Backoff::default()),
+            lost: AtomicBool::new(false),
             closing,
         }
     }
@@ -122,6 +149,11 @@ impl Slot {
     /// The protocol revision of the open session.
     pub fn protocol(&self) -> Option<String> {
         self.current_alive().map(|l| l.protocol.clone())
+    }
+
+    /// How long the open session has been open.
+    pub fn session_age(&self) -> Option<Duration> {
+        self.current_alive().map(|l| l.opened_at.elapsed())
     }
 
     /// The pid of the open session's process.
@@ -147,6 +179,7 @@ impl Slot {
             if let Some(dead) = self.live.write().ok().and_then(|mut l| l.take()) {
                 tracing::warn!(server = %name, pid = dead.pid, "session lost{}{}; starting a new one",
                     dead.fault_note(), dead.stderr.describe());
+                self.lost.store(true, Ordering::Relaxed);
                 self.retire(dead);
             }
             match backoff.verdict(Instant::now(), &self.server.settings) {
@@ -175,6 +208,9 @@ impl Slot {
         match self.open().await {
             Ok(live) => {
                 backoff.succeeded();
+                if self.lost.swap(false, Ordering::Relaxed) {
+                    self.server.restarts.inc();
+                }
                 if let Ok(mut slot) = self.live.write() {
                     *slot = Some(live.clone());
                 }
@@ -205,14 +241,14 @@ impl Slot {
         let (process, stderr, outcome) = match &server.connect {
             Connect::Stdio(launch) => {
                 let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;
-                server.opened.fetch_add(1, Ordering::Relaxed);
+                server.opened.inc();
                 let stdout = CheckedLines::new(stdout, server.name.clone(), fault.clone());
                 let outcome = self.handshake(client.serve((stdout, stdin))).await;
                 let stderr = process.stderr.clone();
                 (Some(process), stderr, outcome)
             }
             Connect::Http(config) => {
-                server.opened.fetch_add(1, Ordering::Relaxed);
+                server.opened.inc();
                 let transport = StreamableHttpClientTransport::from_config(config.clone());
                 let outcome = self.handshake(client.serve(transport)).await;
                 (None, StderrTail::default(), outcome)
@@ -251,6 +287,7 @@ impl Slot {
         let live = Arc::new(Live {
             peer: service.peer().clone(),
             pid,
+            opened_at: Instant::now(),
             protocol,
             stderr,
             fault,
@@ -258,6 +295,7 @@ impl Slot {
             tools: RwLock::new(Arc::new(index_tools(&server.name, tools))),
             tools_stale,
             in_flight: AtomicUsize::new(0),
+            abandoned: AtomicBool::new(false),
             stop: self.closing.child_token(),
             service: tokio::sync::Mutex::new(Some(service)),
             process: tokio::sync::Mutex::new(process),
@@ -348,7 +386,13 @@ impl Slot {
         });
         // Dropping the request (on timeout, or when the run ends) sends
         // `notifications/cancelled` to the server.
-        match tokio::time::timeout(timeout, live.peer.call_tool(params)).await {
+        let mut abandon = Abandon(Some(&live.abandoned));
+        let answer = tokio::time::timeout(timeout, live.peer.call_tool(params)).await;
+        if answer.is_ok() {
+            abandon.0 = None;
+        }
+        drop(abandon);
+        match answer {
             Err(_) => Err(CallError::Timeout),
             Ok(Ok(result)) => serde_json::to_string(&result)
                 .map_err(|e| CallError::Protocol(format!("cannot encode the result: {e}"))),
@@ -429,6 +473,15 @@ impl Live {
     /// process: see [`ServerProcess::terminate`].
     async fn close(&self, server: &str, grace: Duration) {
         self.stop.cancel();
+        if self.abandoned.load(Ordering::Relaxed) {
+            // Cancellations are queued notifications; closing now could
+            // drop them, leaving the server working on calls nobody wants.
+            // A ping queued behind them returns once they are written.
+            let ping = self
+                .peer
+                .send_request(ClientRequest::PingRequest(PingRequest::default()));
+            let _ = tokio::time::timeout(CANCEL_FLUSH.min(grace), ping).await;
+        }
         if let Some(mut service) = self.service.lock().await.take() {
             if let Err(error) = service.close_with_timeout(grace).await {
                 tracing::debug!(server, %error, "session did not close cleanly");

@@ -285,6 +285,7 @@ impl Bench {
             &weir_host::config::RunLimits::default(),
             None,
             self.scratch.clone(),
+            Default::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let policy = weir_host::policy::Policy {

@@ -1,0 +1,348 @@
+//! What weir counts, for operators: sessions per upstream server, calls per
+//! upstream tool, runs per plugin. Kept in a `prometheus-client` registry
+//! and rendered in the OpenMetrics text format Prometheus scrapes.
+//!
+//! Counters that code paths bump (calls, runs, sessions opened) are handles
+//! taken once and cloned where they are needed, so the hot path costs an
+//! atomic add. Figures that describe the present (live sessions, their
+//! age) are read from the session manager at scrape time.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::gateway::CallError;
+
+/// The label of a per-server series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabel {
+    pub server: String,
+}
+
+/// The labels of a per-tool series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    pub server: String,
+    pub tool: String,
+}
+
+/// The labels of a failed tool call: which error (`CallError::kind`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolErrorLabels {
+    pub server: String,
+    pub tool: String,
+    pub kind: String,
+}
+
+/// The label of a per-plugin series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabel {
+    pub plugin: String,
+}
+
+/// How a run ended, per plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub plugin: String,
+    /// `ok`, `cancelled`, or a `RunError::kind` (`deadline`, `trap`, …).
+    pub outcome: String,
+}
+
+/// Tool name recorded for calls to a tool the server does not have: a
+/// plugin may ask for any name, and each must not become a new series.
+pub const UNKNOWN_TOOL: &str = "(unknown)";
+
+/// Every metric weir exports, and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    sessions_opened: Family<ServerLabel, Counter>,
+    restarts: Family<ServerLabel, Counter>,
+    live_sessions: Family<ServerLabel, Gauge>,
+    session_age: Family<ServerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    tool_calls: Family<ToolLabels, Counter>,
+    tool_errors: Family<ToolErrorLabels, Counter>,
+    tool_latency: Family<ToolLabels, Histogram>,
+    runs: Family<RunLabels, Counter>,
+    runs_in_flight: Family<PluginLabel, Gauge>,
+    run_latency: Family<PluginLabel, Histogram>,
+    denials: Family<PluginLabel, Counter>,
+    /// Encoding takes `&Registry` while gauges are refreshed: one scrape
+    /// at a time keeps the refresh and the text consistent.
+    scrape: Mutex<()>,
+}
+
+/// Latency buckets from 50 µs to ~100 s: a tool call through weir takes
+/// tens of µs on a fast local server and seconds on a slow remote one.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 22))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// An empty registry with every family registered, so each appears in
+    /// the output (with its help text) before anything happened.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("weir");
+        let sessions_opened = Family::default();
+        let restarts = Family::default();
+        let live_sessions = Family::default();
+        let session_age = Family::default();
+        let tool_calls = Family::default();
+        let tool_errors = Family::default();
+        let tool_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let runs = Family::default();
+        let runs_in_flight = Family::default();
+        let run_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let denials = Family::default();
+        registry.register(
+            "upstream_sessions_opened",
+            "MCP sessions opened to an upstream server since start (first starts and restarts)",
+            sessions_opened.clone(),
+        );
+        registry.register(
+            "upstream_restarts",
+            "Sessions opened to replace one that was lost (crash, protocol fault, failed ping)",
+            restarts.clone(),
+        );
+        registry.register(
+            "upstream_sessions_live",
+            "MCP sessions open to an upstream server now",
+            live_sessions.clone(),
+        );
+        registry.register(
+            "upstream_session_age_seconds",
+            "Age of the oldest open session to an upstream server",
+            session_age.clone(),
+        );
+        registry.register(
+            "tool_calls",
+            "Tool calls made to an upstream tool (by plugins and passed-through clients)",
+            tool_calls.clone(),
+        );
+        registry.register(
+            "tool_errors",
+            "Tool calls that got no result, by error kind (a result with isError is not one)",
+            tool_errors.clone(),
+        );
+        registry.register(
+            "tool_call_duration_seconds",
+            "Time from a call leaving weir to its answer",
+            tool_latency.clone(),
+        );
+        registry.register(
+            "plugin_runs",
+            "Plugin runs finished, by outcome (ok, cancelled, deadline, trap, memory, ...)",
+            runs.clone(),
+        );
+        registry.register(
+            "plugin_runs_in_flight",
+            "Plugin runs going on now",
+            runs_in_flight.clone(),
+        );
+        registry.register(
+            "plugin_run_duration_seconds",
+            "Time a plugin run took, start to answer, whatever its outcome",
+            run_latency.clone(),
+        );
+        registry.register(
+            "plugin_denials",
+            "Tool calls a plugin made that its policy refused",
+            denials.clone(),
+        );
+        Self {
+            registry,
+            sessions_opened,
+            restarts,
+            live_sessions,
+            session_age,
+            tool_calls,
+            tool_errors,
+            tool_latency,
+            runs,
+            runs_in_flight,
+            run_latency,
+            denials,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// The counters a server's session manager bumps: (opened, restarts).
+    pub fn server_counters(&self, server: &str) -> (Counter, Counter) {
+        let label = ServerLabel {
+            server: server.to_owned(),
+        };
+        (
+            self.sessions_opened.get_or_create_owned(&label),
+            self.restarts.get_or_create_owned(&label),
+        )
+    }
+
+    /// The denial counter a plugin's runs bump.
+    pub fn denial_counter(&self, plugin: &str) -> Counter {
+        self.denials.get_or_create_owned(&PluginLabel {
+            plugin: plugin.to_owned(),
+        })
+    }
+
+    /// Records one upstream tool call and how it ended.
+    pub fn record_call(
+        &self,
+        server: &str,
+        tool: &str,
+        elapsed: Duration,
+        outcome: Result<(), &CallError>,
+    ) {
+        let tool = match outcome {
+            Err(CallError::NotFound(_)) => UNKNOWN_TOOL,
+            _ => tool,
+        };
+        let labels = ToolLabels {
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+        };
+        self.tool_calls.get_or_create(&labels).inc();
+        self.tool_latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if let Err(error) = outcome {
+            self.tool_errors
+                .get_or_create(&ToolErrorLabels {
+                    server: labels.server,
+                    tool: labels.tool,
+                    kind: error.kind().to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a run as started; the returned record counts it finished
+    /// (as `cancelled` if it is dropped before [`RunRecord::finish`]).
+    pub fn run_started(&self, plugin: &str) -> RunRecord<'_> {
+        let label = PluginLabel {
+            plugin: plugin.to_owned(),
+        };
+        self.runs_in_flight.get_or_create(&label).inc();
+        RunRecord {
+            metrics: self,
+            label,
+            started: std::time::Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// The metrics as OpenMetrics text, with the present-tense gauges set
+    /// from `servers`: `(server, live sessions, oldest session's age)`.
+    pub fn render(
+        &self,
+        servers: impl IntoIterator<Item = (String, usize, Option<Duration>)>,
+    ) -> String {
+        let _one_at_a_time = self.scrape.lock();
+        for (server, live, age) in servers {
+            let label = ServerLabel { server };
+            self.live_sessions
+                .get_or_create(&label)
+                .set(i64::try_from(live).unwrap_or(i64::MAX));
+            self.session_age
+                .get_or_create(&label)
+                .set(age.map_or(0.0, |a| a.as_secs_f64()));
+        }
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// A run being counted. Whatever way the run ends — answer, error, or its
+/// future dropped because the client went away — it is counted once.
+pub struct RunRecord<'a> {
+    metrics: &'a Metrics,
+    label: PluginLabel,
+    started: std::time::Instant,
+    finished: bool,
+}
+
+impl RunRecord<'_> {
+    /// Counts the run finished with `outcome` (`ok` or an error kind).
+    pub fn finish(mut self, outcome: &str) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: &str) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let m = self.metrics;
+        m.runs_in_flight.get_or_create(&self.label).dec();
+        m.run_latency
+            .get_or_create(&self.label)
+            .observe(self.started.elapsed().as_secs_f64());
+        m.runs
+            .get_or_create(&RunLabels {
+                plugin: self.label.plugin.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl Drop for RunRecord<'_> {
+    fn drop(&mut self) {
+        self.record("cancelled");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family is in the output from the start, and what is recorded
+    /// shows up under the right labels.
+    #[test]
+    fn renders_what_was_recorded() {
+        let m = Metrics::new();
+        let (opened, _) = m.server_counters("time");
+        opened.inc();
+        m.record_call("time", "now", Duration::from_millis(2), Ok(()));
+        m.record_call(
+            "time",
+            "zzz",
+            Duration::from_millis(1),
+            Err(&CallError::NotFound("no tool".into())),
+        );
+        m.run_started("hello").finish("ok");
+        drop(m.run_started("hello"));
+        m.denial_counter("hello").inc();
+        let text = m.render([("time".to_owned(), 1, Some(Duration::from_secs(3)))]);
+        for line in [
+            "weir_upstream_sessions_opened_total{server=\"time\"} 1",
+            "weir_upstream_sessions_live{server=\"time\"} 1",
+            "weir_upstream_session_age_seconds{server=\"time\"} 3.0",
+            "weir_tool_calls_total{server=\"time\",tool=\"now\"} 1",
+            "weir_tool_calls_total{server=\"time\",tool=\"(unknown)\"} 1",
+            "weir_tool_errors_total{server=\"time\",tool=\"(unknown)\",kind=\"not-found\"} 1",
+            "weir_plugin_runs_total{plugin=\"hello\",outcome=\"ok\"} 1",
+            "weir_plugin_runs_total{plugin=\"hello\",outcome=\"cancelled\"} 1",
+            "weir_plugin_runs_in_flight{plugin=\"hello\"} 0",
+            "weir_plugin_denials_total{plugin=\"hello\"} 1",
+            "weir_plugin_run_duration_seconds_count{plugin=\"hello\"} 2",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! weir as an MCP server: each plugin is a tool, and a `tools/call` is one
+//! run of it on the host's shared sessions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::ErrorData;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+
+use super::catalog::{Catalog, input_for};
+use super::clients::Clients;
+use crate::gateway::{CallError, Caller, ToolGateway, parse_arguments};
+use crate::runtime::{Host, HostRunError};
+
+/// How often a long run reports progress, to a client that asked for it.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The caller passed-through upstream calls are made as: they obey the
+/// default policy, like a plugin the operator did not name.
+const CLIENT_CALLER: &str = "mcp-client";
+
+/// The MCP server side of `weir serve`. Cheap to clone: one per session.
+#[derive(Clone)]
+pub struct WeirServer {
+    host: Arc<Host>,
+    catalog: Arc<Catalog>,
+    clients: Arc<Clients>,
+}
+
+impl WeirServer {
+    pub fn new(host: Arc<Host>, catalog: Arc<Catalog>, clients: Arc<Clients>) -> Self {
+        Self {
+            host,
+            catalog,
+            clients,
+        }
+    }
+
+    /// Upstream tools as `server.tool`, when the operator turned that on;
+    /// only those the default policy allows.
+    async fn upstream_tools(&self) -> Vec<Tool> {
+        if !self.host.config().expose_upstream_tools {
+            return Vec::new();
+        }
+        let policy = &self.host.config().default_policy;
+        self.host
+            .sessions()
+            .list_tools(&Caller::new(CLIENT_CALLER))
+            .await
+            .into_iter()
+            .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
+            .map(|t| {
+                let schema = serde_json::from_str(&t.input_schema).unwrap_or_default();
+                let description = t.description.unwrap_or_default();
+                Tool::new(
+                    format!("{}.{}", t.server, t.name),
+                    description,
+                    Arc::new(schema),
+                )
+            })
+            .collect()
+    }
+
+    /// A passed-through call: policy, then the shared session.
+    async fn call_upstream(
+        &self,
+        name: &str,
+        request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some((server, tool)) = name.split_once('.') else {
+            return Err(unknown_tool(name));
+        };
+        let policy = &self.host.config().default_policy;
+        if let Err(why) = policy.check_tool(server, tool) {
+            return Ok(error_result(format!("denied: {why}")));
+        }
+        let arguments = request
+            .arguments
+            .map(|a| serde_json::Value::Object(a).to_string())
+            .unwrap_or_default();
+        if let Err(why) = policy.check_call(server, tool, 1, arguments.len()) {
+            return Ok(error_result(format!("denied: {why}")));
+        }
+        let arguments = parse_arguments(&arguments)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        let caller = Caller {
+            plugin: Arc::from(CLIENT_CALLER),
+            call_timeout: policy.call_timeout,
+        };
+        let call = self
+            .host
+            .sessions()
+            .call_tool(&caller, server, tool, arguments);
+        let result = tokio::select! {
+            r = call => r,
+            () = context.ct.cancelled() => return Err(cancelled()),
+        };
+        match result {
+            Ok(json) => serde_json::from_str::<CallToolResult>(&json)
+                .map(CallToolResponse::Complete)
+                .map_err(|e| {
+                    ErrorData::internal_error(format!("upstream result unreadable: {e}"), None)
+                }),
+            Err(CallError::NotFound(_)) => Err(unknown_tool(name)),
+            Err(e) => Ok(error_result(e.to_string())),
+        }
+    }
+}
+
+fn unknown_tool(name: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("no tool named `{name}`"), None)
+}
+
+fn cancelled() -> ErrorData {
+    ErrorData::internal_error("the call was cancelled", None)
+}
+
+/// A tool result with `isError`: what the client's model reads.
+fn error_result(message: String) -> CallToolResponse {
+    CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(message)]))
+}
+
+impl ServerHandler for WeirServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("weir", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Each tool is a sandboxed weir agent. Calling one runs the agent once; \
+             the agent's own tool calls go through weir's shared MCP sessions.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools: Vec<Tool> = self
+            .catalog
+            .snapshot()
+            .values()
+            .map(|e| e.tool.clone())
+            .collect();
+        tools.extend(self.upstream_tools().await);
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let Some(entry) = self.catalog.get(&name) else {
+            if self.host.config().expose_upstream_tools {
+                return self.call_upstream(&name, request, &context).await;
+            }
+            return Err(unknown_tool(&name));
+        };
+        let input = input_for(entry.input, request.arguments)
+            .map_err(|m| ErrorData::invalid_params(m, None))?;
+        let calls = Arc::new(AtomicU64::new(0));
+        // Reports progress while the run goes on; stops with the run (the
+        // guard aborts it however this call ends).
+        let _progress = context.meta.get_progress_token().map(|token| {
+            AbortOnDrop(tokio::spawn(report_progress(
+                context.peer.clone(),
+                token,
+                calls.clone(),
+            )))
+        });
+        let run = self.host.run_observed(&entry.plugin, &input, Some(calls));
+        // A client's cancel (or its going away) drops the run: the sandbox
+        // stops, and its outstanding upstream calls are cancelled with it.
+        let result = tokio::select! {
+            r = run => r,
+            () = context.ct.cancelled() => {
+                tracing::info!(plugin = %name, "run cancelled by the client");
+                return Err(cancelled());
+            }
+        };
+        Ok(CallToolResponse::Complete(match result {
+            Ok(output) => CallToolResult::success(vec![ContentBlock::text(output)]),
+            Err(HostRunError::Run(e)) => {
+                CallToolResult::error(vec![ContentBlock::text(format!("{name}: {e}"))])
+            }
+            Err(e @ HostRunError::ShuttingDown) => {
+                return Err(ErrorData::internal_error(e.to_string(), None));
+            }
+        }))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.clients.add_peer(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        (requested.tools_list_changed == Some(true))
+            .then(|| SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let sink = context.sink().clone();
+        self.clients.add_subscription(sink.clone());
+        context.cancelled().await;
+        self.clients.remove_subscription(&sink);
+        Ok(())
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every [`PROGRESS_EVERY`], tells the client how long the run has gone on
+/// and how many tool calls it made. Progress is the elapsed seconds: it
+/// grows at every report, as MCP asks, even while one call is slow.
+async fn report_progress(
+    peer: rmcp::service::Peer<RoleServer>,
+    token: ProgressToken,
+    calls: Arc<AtomicU64>,
+) {
+    let started = Instant::now();
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        ticks.tick().await;
+        let calls = calls.load(Ordering::Relaxed);
+        let elapsed = started.elapsed().as_secs_f64();
+        let param = ProgressNotificationParam::new(token.clone(), elapsed)
+            .with_message(format!("{calls} tool calls so far, {elapsed:.0} s"));
+        if peer.notify_progress(param).await.is_err() {
+            return;
+        }
+    }
+}

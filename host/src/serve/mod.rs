@@ -1,0 +1,179 @@
+//! `weir serve`: the host as an MCP server. Each plugin is a tool; MCP
+//! clients (desktop assistants, IDEs, scripts) call agents, and the agents'
+//! own tool calls go through the host's shared upstream sessions — so no
+//! number of clients or runs can open more than one session per server.
+//!
+//! - [`catalog`]: the plugins served, kept in step with their directory.
+//! - [`handler`]: the MCP server itself (rmcp `ServerHandler`).
+//! - [`clients`]: who to tell when the tool list changes.
+//! - [`watch`]: hot reload of the plugins directory.
+//! - [`http`]: streamable HTTP, `/metrics`, the DNS-rebinding check.
+
+pub mod catalog;
+pub mod clients;
+pub mod handler;
+pub mod http;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rmcp::ServiceExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::catalog::Catalog;
+use self::clients::Clients;
+use self::handler::WeirServer;
+use self::http::Routes;
+use crate::plugins::PluginError;
+use crate::runtime::Host;
+
+/// Where MCP clients reach the server.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// Over this process's stdin and stdout: one client, which started us.
+    Stdio,
+    /// Streamable HTTP on this address.
+    Http(SocketAddr),
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: Listen,
+    /// A separate listener for `/metrics` (for stdio mode; in HTTP mode
+    /// metrics are served beside MCP).
+    pub metrics: Option<SocketAddr>,
+    /// Host names HTTP requests may be addressed to (DNS-rebinding check).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Why `weir serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "weir serve needs a plugins directory: pass --plugins DIR or set weir.plugins_dir \
+         in the config"
+    )]
+    NoPluginsDir,
+    #[error(transparent)]
+    Plugins(#[from] PluginError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch the plugins directory for changes: {0}")]
+    Watch(#[from] notify::Error),
+    #[error("the MCP session on stdio failed: {0}")]
+    Stdio(String),
+}
+
+/// Serves until `shutdown` resolves (or, on stdio, the client hangs up),
+/// then drains runs in flight and closes every upstream session.
+pub async fn serve(
+    host: Arc<Host>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let dir = host
+        .config()
+        .plugins_dir
+        .clone()
+        .ok_or(ServeError::NoPluginsDir)?;
+    let catalog = Arc::new(Catalog::new(host.clone()));
+    let first = {
+        let catalog = catalog.clone();
+        tokio::task::spawn_blocking(move || catalog.rescan())
+            .await
+            .map_err(|e| ServeError::Stdio(format!("loading plugins stopped: {e}")))??
+    };
+    let clients = Arc::new(Clients::default());
+    let stop = CancellationToken::new();
+    let watcher = watch::spawn(&dir, catalog.clone(), clients.clone(), stop.clone())?;
+    let server = WeirServer::new(host.clone(), catalog.clone(), clients.clone());
+
+    let mut tasks = Vec::new();
+    let mut places = Vec::new();
+    if let Some(addr) = options.metrics {
+        let listener = bind(addr).await?;
+        let local = listener.local_addr().unwrap_or(addr);
+        places.push(format!("metrics at http://{local}{}", http::METRICS_PATH));
+        let routes = Routes::metrics_only(host.clone(), options.allowed_hosts.clone());
+        tasks.push(tokio::spawn(http::serve(listener, routes, stop.clone())));
+    }
+    let stdio = match options.listen {
+        Listen::Http(addr) => {
+            let listener = bind(addr).await?;
+            let local = listener.local_addr().unwrap_or(addr);
+            places.insert(
+                0,
+                format!(
+                    "MCP at http://{local}{}, metrics at http://{local}{}",
+                    http::MCP_PATH,
+                    http::METRICS_PATH
+                ),
+            );
+            let routes = Routes::mcp_and_metrics(
+                host.clone(),
+                server,
+                options.allowed_hosts.clone(),
+                stop.child_token(),
+            );
+            tasks.push(tokio::spawn(http::serve(listener, routes, stop.clone())));
+            None
+        }
+        Listen::Stdio => {
+            places.insert(0, "MCP on stdio".to_owned());
+            Some(
+                server
+                    .serve(rmcp::transport::stdio())
+                    .await
+                    .map_err(|e| ServeError::Stdio(e.to_string()))?,
+            )
+        }
+    };
+
+    let served: Vec<String> = catalog.snapshot().keys().cloned().collect();
+    let servers: Vec<&str> = host.sessions().server_names().collect();
+    // One line, whatever the log level: what is served, and where.
+    eprintln!(
+        "weir serve: {} plugin{} ({}){}; servers: {}; {}",
+        served.len(),
+        if served.len() == 1 { "" } else { "s" },
+        served.join(", "),
+        if first.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(", {} rejected (see above)", first.rejected.len())
+        },
+        servers.join(", "),
+        places.join("; ")
+    );
+
+    match stdio {
+        Some(running) => {
+            tokio::select! {
+                quit = running.waiting() => tracing::info!(?quit, "the stdio client hung up"),
+                () = shutdown => {}
+            }
+        }
+        None => shutdown.await,
+    }
+    stop.cancel();
+    let _ = watcher.await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let unfinished = host.drain(host.config().sessions.shutdown_grace).await;
+    tracing::info!(unfinished, "weir serve stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}

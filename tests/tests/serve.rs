@@ -1,0 +1,611 @@
+//! `weir serve` against real MCP clients: the Python `mcp` SDK over stdio
+//! and HTTP, the MCP Inspector CLI, and an rmcp client watching hot
+//! reload. Every upstream call lands on the test server, whose session log
+//! counts the sessions weir opened.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
+use rmcp::{ClientHandler, ServiceExt};
+use serde_json::{Value, json};
+use support::{Scratch, WEIR, alive, eventually, plugin_path, wait_for};
+
+/// The Python of the test venv (scripts/test makes it).
+fn python() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/.venv/bin/python");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `python3 -m venv tests/py/.venv && tests/py/.venv/bin/pip install \
+         -r tests/py/requirements.txt` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn client_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("py/serve_client.py")
+}
+
+/// A plugins directory holding `names` (components and their manifests).
+fn plugins_dir(scratch: &Scratch, names: &[&str]) -> PathBuf {
+    let dir = scratch.dir.join("plugins");
+    std::fs::create_dir_all(&dir).expect("plugins dir");
+    for name in names {
+        install(&dir, name);
+    }
+    dir
+}
+
+/// Copies plugin `name` (and its manifest, if it has one) into `dir`.
+fn install(dir: &Path, name: &str) {
+    let wasm = plugin_path(name);
+    // Written beside, then renamed in: the watcher never sees half a file.
+    let part = dir.join(format!(".{name}.part"));
+    std::fs::copy(&wasm, &part).expect("copy plugin");
+    std::fs::rename(&part, dir.join(format!("{name}.wasm"))).expect("place plugin");
+    let manifest = wasm.with_extension("toml");
+    if manifest.exists() {
+        std::fs::copy(&manifest, dir.join(format!("{name}.toml"))).expect("copy manifest");
+    }
+}
+
+/// The arguments of `weir serve` on the scratch's config and `plugins`.
+fn serve_args(scratch: &Scratch, plugins: &Path) -> Vec<String> {
+    let config = scratch.config(json!({}), json!({}));
+    vec![
+        "serve".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--plugins".into(),
+        plugins.display().to_string(),
+    ]
+}
+
+/// A `weir serve --http` process, stopped (SIGKILL) if a test fails.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(scratch: &Scratch, plugins: &Path) -> Self {
+        let mut child = Command::new(WEIR)
+            .args(serve_args(scratch, plugins))
+            .args(["--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start weir serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let line = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("weir serve:"))
+            .expect("weir serve prints its start line");
+        // Keep draining stderr so weir never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
+        let at = line.find("MCP at http://").expect("an HTTP address") + "MCP at ".len();
+        let url = line[at..].split([',', ' ']).next().expect("url");
+        let base = url.trim_end_matches("/mcp").to_owned();
+        Self { child, base }
+    }
+
+    fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    fn metrics_url(&self) -> String {
+        format!("{}/metrics", self.base)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
+        let status = self.child.wait().expect("wait for weir");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the Python client; returns its JSON report.
+fn run_client(args: &[String]) -> Value {
+    let out = Command::new(python())
+        .arg(client_script())
+        .args(args)
+        .output()
+        .expect("run the Python MCP client");
+    assert!(
+        out.status.success(),
+        "the Python client failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "client output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn load_args(extra: &[&str]) -> Vec<String> {
+    ["--server", "test", "--calls", "200", "--concurrency", "50"]
+        .iter()
+        .chain(extra)
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+/// Checks the 200-call load came back right and the test server saw one
+/// session for all of it.
+fn assert_load(report: &Value, scratch: &Scratch) {
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(tools, ["fanout", "hello"], "{report}");
+    assert_eq!(
+        report["fanout_schema"]["required"],
+        json!(["server", "tool", "count"]),
+        "the manifest's schema is the tool's input schema"
+    );
+    assert_eq!(report["calls"], 200, "{report}");
+    assert_eq!(report["correct"], 200, "{report}");
+    assert_eq!(
+        scratch.sessions().len(),
+        1,
+        "50 concurrent client tasks × 200 runs × 3 calls: one upstream session"
+    );
+}
+
+/// The Python SDK over stdio: 200 `fanout` calls from 50 tasks, all right,
+/// one upstream session; weir exits when the client hangs up, leaving no
+/// server behind.
+#[test]
+fn python_sdk_over_stdio() {
+    let scratch = Scratch::new("serve-stdio");
+    let plugins = plugins_dir(&scratch, &["fanout", "hello"]);
+    let mut args = load_args(&["stdio", "--", WEIR]);
+    args.extend(serve_args(&scratch, &plugins));
+    let report = run_client(&args);
+    assert_load(&report, &scratch);
+    let pid = scratch.sessions()[0];
+    assert!(
+        wait_for(Duration::from_secs(20), || !alive(pid)),
+        "the test server is gone once the client hung up"
+    );
+}
+
+/// The Python SDK over streamable HTTP, then `/metrics` read with the
+/// reference parser: its counters are what the load did. Requests from
+/// another origin are refused; SIGTERM stops weir cleanly.
+#[test]
+fn python_sdk_over_http_with_metrics() {
+    let scratch = Scratch::new("serve-http");
+    let plugins = plugins_dir(&scratch, &["fanout", "hello"]);
+    let served = Served::start(&scratch, &plugins);
+    let mut args = load_args(&["--metrics", &served.metrics_url()]);
+    args.extend(["http".to_owned(), served.mcp_url()]);
+    let report = run_client(&args);
+    assert_load(&report, &scratch);
+
+    let metrics = &report["metrics"];
+    assert!(
+        metrics["content_type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{metrics}"
+    );
+    let sample = |key: &str| metrics["samples"][key].as_f64().unwrap_or(-1.0);
+    assert_eq!(
+        sample("weir_plugin_runs_total{outcome=ok,plugin=fanout}"),
+        200.0
+    );
+    assert_eq!(sample("weir_plugin_runs_in_flight{plugin=fanout}"), 0.0);
+    assert_eq!(
+        sample("weir_plugin_run_duration_seconds_count{plugin=fanout}"),
+        200.0
+    );
+    assert_eq!(
+        sample("weir_tool_calls_total{server=test,tool=echo}"),
+        600.0
+    );
+    assert_eq!(
+        sample("weir_tool_call_duration_seconds_count{server=test,tool=echo}"),
+        600.0
+    );
+    assert_eq!(
+        sample("weir_upstream_sessions_opened_total{server=test}"),
+        1.0
+    );
+    assert_eq!(sample("weir_upstream_restarts_total{server=test}"), 0.0);
+    assert_eq!(sample("weir_upstream_sessions_live{server=test}"), 1.0);
+    assert!(sample("weir_upstream_session_age_seconds{server=test}") > 0.0);
+    assert_eq!(sample("weir_plugin_denials_total{plugin=fanout}"), 0.0);
+    assert!(
+        !metrics["samples"]
+            .as_object()
+            .expect("samples")
+            .keys()
+            .any(|k| k.starts_with("weir_tool_errors_total")),
+        "no call failed"
+    );
+
+    // DNS rebinding: a page on another site reaching this port is refused.
+    let addr = served.base.trim_start_matches("http://");
+    for (header, path) in [
+        ("Host: evil.example", "/metrics"),
+        ("Origin: http://evil.example", "/mcp"),
+    ] {
+        let reply = raw_http(addr, path, header);
+        assert!(reply.starts_with("HTTP/1.1 403"), "{header}: {reply}");
+    }
+    assert!(raw_http(addr, "/metrics", "Host: localhost").starts_with("HTTP/1.1 200"));
+
+    let pid = scratch.sessions()[0];
+    assert!(served.stop().success(), "SIGTERM is a clean stop");
+    assert!(
+        !alive(pid),
+        "weir closed the upstream session on its way out"
+    );
+}
+
+/// One plain HTTP/1.1 GET with one extra header; the whole reply.
+fn raw_http(addr: &str, path: &str, header: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let host = if header.starts_with("Host:") {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\n{host}{header}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
+/// The MCP Inspector's CLI lists weir's tools and calls one.
+#[test]
+fn inspector_cli_lists_and_calls_a_plugin() {
+    let scratch = Scratch::new("serve-inspector");
+    let plugins = plugins_dir(&scratch, &["fanout", "hello"]);
+    let inspector =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("npm/node_modules/.bin/mcp-inspector");
+    assert!(
+        inspector.exists(),
+        "{} is missing: run `npm ci` in tests/npm (scripts/test does)",
+        inspector.display()
+    );
+    // The Inspector has a --config of its own: weir's goes by environment.
+    let config = scratch.config(json!({}), json!({}));
+    let inspect = |method: &[&str]| {
+        let out = Command::new(&inspector)
+            .arg("--cli")
+            .arg("-e")
+            .arg(format!("WEIR_CONFIG={}", config.display()))
+            .args([WEIR, "serve", "--plugins"])
+            .arg(&plugins)
+            .args(method)
+            // Its catalog of servers goes to the scratch dir, not ~.
+            .env("HOME", &scratch.dir)
+            .env("MCP_CATALOG_PATH", scratch.dir.join("inspector.json"))
+            .output()
+            .expect("run the MCP Inspector");
+        assert!(
+            out.status.success(),
+            "inspector {method:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+        })
+    };
+    let listed = inspect(&["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["fanout", "hello"]);
+    let called = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "hello",
+        "--tool-arg",
+        "input=Inspector",
+    ]);
+    assert_eq!(called["isError"], false, "{called}");
+    assert_eq!(called["content"][0]["text"], "Hello, Inspector!");
+}
+
+/// An rmcp client that counts `notifications/tools/list_changed`.
+#[derive(Clone, Default)]
+struct Watcher {
+    changes: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for Watcher {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("weir-serve-test", "0"),
+        )
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Starts `weir serve` on stdio with `extra` arguments and connects `watcher`.
+async fn connect(
+    args: Vec<String>,
+    watcher: Watcher,
+) -> (RunningService<RoleClient, Watcher>, tokio::process::Child) {
+    let mut child = tokio::process::Command::new(WEIR)
+        .args(args)
+        .env("RUST_LOG", "weir_host=info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weir serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let client = watcher
+        .serve((stdout, stdin))
+        .await
+        .expect("initialize with weir serve");
+    (client, child)
+}
+
+async fn tool_names(client: &RunningService<RoleClient, Watcher>) -> Vec<String> {
+    client
+        .peer()
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+async fn call(client: &RunningService<RoleClient, Watcher>, tool: &str, args: Value) -> String {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    match client.peer().call_tool(params).await {
+        Ok(result) => {
+            let text: String = result
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect();
+            if result.is_error == Some(true) {
+                format!("error: {text}")
+            } else {
+                text
+            }
+        }
+        Err(e) => format!("protocol error: {e}"),
+    }
+}
+
+/// Hot reload: a plugin copied in is announced and callable; a garbage
+/// version is refused and the old one keeps serving; a run in flight
+/// finishes on its version while the file is removed; a removed plugin is
+/// announced gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_follows_the_plugins_directory() {
+    let scratch = Scratch::new("serve-reload");
+    let plugins = plugins_dir(&scratch, &["hello", "testbed"]);
+    let watcher = Watcher::default();
+    let changes = watcher.changes.clone();
+    let (client, mut child) = connect(serve_args(&scratch, &plugins), watcher).await;
+    assert_eq!(tool_names(&client).await, ["hello", "testbed"]);
+
+    // Added: announced, listed, callable.
+    install(&plugins, "fanout");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            changes.load(Ordering::SeqCst) >= 1
+        })
+        .await,
+        "list_changed after a plugin was added"
+    );
+    assert_eq!(tool_names(&client).await, ["fanout", "hello", "testbed"]);
+    let job = json!({"server": "test", "tool": "echo", "arguments": {"message": "x"}, "count": 2});
+    assert_eq!(
+        call(&client, "fanout", job.clone()).await,
+        r#"{"calls":2,"errors":0,"ok":2}"#
+    );
+
+    // Garbage over it: refused, the old version serves on, nothing announced.
+    std::fs::write(plugins.join("fanout.wasm"), b"\0asm garbage").expect("overwrite");
+    // A harmless change after it: once that is announced, the garbage was
+    // seen too (rescans are in order).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = changes.load(Ordering::SeqCst);
+    install(&plugins, "hello");
+    std::fs::write(
+        plugins.join("hello.toml"),
+        "description = \"Greets, version 2.\"\n",
+    )
+    .expect("new manifest");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            changes.load(Ordering::SeqCst) > before
+        })
+        .await,
+        "list_changed after hello's manifest changed"
+    );
+    assert_eq!(
+        call(&client, "fanout", job).await,
+        r#"{"calls":2,"errors":0,"ok":2}"#,
+        "the previous fanout keeps serving"
+    );
+
+    // A run in flight while its file is removed finishes on its version.
+    let before = changes.load(Ordering::SeqCst);
+    let slow = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            let params = CallToolRequestParams::new("testbed").with_arguments(
+                json!({"input": "sleep:1500"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            peer.call_tool(params).await
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            scratch.events("call sleep") >= 1
+        })
+        .await,
+        "the slow run reached the server"
+    );
+    std::fs::remove_file(plugins.join("testbed.wasm")).expect("remove testbed");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            changes.load(Ordering::SeqCst) > before
+        })
+        .await,
+        "list_changed after a plugin was removed"
+    );
+    assert_eq!(tool_names(&client).await, ["fanout", "hello"]);
+    let result = slow
+        .await
+        .expect("task")
+        .expect("the run in flight answers");
+    assert_eq!(
+        result.content[0].as_text().map(|t| t.text.as_str()),
+        Some("ok:slept")
+    );
+    assert!(
+        call(&client, "testbed", json!({"input": "echo:x"}))
+            .await
+            .contains("no tool named `testbed`")
+    );
+
+    client.cancel().await.expect("close the session");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("weir exits when its client hangs up")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+}
+
+/// A client that hangs up in the middle of a call: the run is stopped, its
+/// upstream call cancelled at the server, and weir exits leaving no
+/// server process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_hanging_up_mid_call_stops_the_run() {
+    let scratch = Scratch::new("serve-hangup");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let (client, mut child) = connect(serve_args(&scratch, &plugins), Watcher::default()).await;
+    let peer = client.peer().clone();
+    let call = tokio::spawn(async move {
+        let params = CallToolRequestParams::new("testbed").with_arguments(
+            json!({"input": "call:test:hang:"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        peer.call_tool(params).await
+    });
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            scratch.events("call hang") >= 1
+        })
+        .await,
+        "the upstream call started"
+    );
+    let server_pid = scratch.sessions()[0];
+    // Hang up: weir's stdin closes with the call in flight.
+    drop(client);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("weir exits after its client hung up")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        scratch.events("cancelled"),
+        1,
+        "the upstream call was cancelled at the server"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(server_pid)),
+        "no server left"
+    );
+    call.abort();
+}
+
+/// Over HTTP, a client cancelling its call stops the run and cancels the
+/// upstream call; the same session then serves the next call, and the
+/// metrics count the run as cancelled.
+#[test]
+fn http_client_cancelling_a_call_stops_the_run() {
+    let scratch = Scratch::new("serve-cancel");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let served = Served::start(&scratch, &plugins);
+    let events = scratch.events_log().display().to_string();
+    let report = run_client(&[
+        "--server".into(),
+        "test".into(),
+        "--cancel-after".into(),
+        events,
+        "http".into(),
+        served.mcp_url(),
+    ]);
+    assert_eq!(report["cancelled"], true, "{report}");
+    assert_eq!(report["after"], "ok:after", "{report}");
+    assert!(
+        wait_for(Duration::from_secs(20), || scratch.events("cancelled") == 1),
+        "the upstream call was cancelled at the server"
+    );
+    let metrics = raw_http(
+        served.base.trim_start_matches("http://"),
+        "/metrics",
+        "Accept: */*",
+    );
+    for line in [
+        "weir_plugin_runs_total{plugin=\"testbed\",outcome=\"cancelled\"} 1",
+        "weir_plugin_runs_total{plugin=\"testbed\",outcome=\"ok\"} 1",
+        "weir_plugin_runs_in_flight{plugin=\"testbed\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert_eq!(scratch.sessions().len(), 1);
+    assert!(served.stop().success());
+}
