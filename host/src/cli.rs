@@ -95,9 +95,10 @@ struct ServeArgs {
     #[arg(long, conflicts_with = "http")]
     stdio: bool,
     /// Serve streamable HTTP MCP at http://ADDR/mcp, with metrics at
-    /// /metrics. Give a loopback address unless weir must be reachable
-    /// from elsewhere (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR")]
+    /// /metrics; ADDR defaults to 127.0.0.1:7070. Keep it a loopback
+    /// address unless weir must be reachable from elsewhere (port 0 picks
+    /// a free port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7070")]
     http: Option<std::net::SocketAddr>,
     /// Also serve /metrics on ADDR (useful with --stdio).
     #[arg(long, value_name = "ADDR")]

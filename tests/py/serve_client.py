@@ -35,6 +35,13 @@ def parse_args():
         help="instead of the load: call testbed to hang upstream, and cancel the "
         "call once FILE (the test server's event log) shows the upstream call",
     )
+    p.add_argument(
+        "--progress",
+        type=int,
+        metavar="MS",
+        help="instead of the load: one testbed run sleeping MS upstream, with a "
+        "progress callback; report the progress notifications received",
+    )
     sub = p.add_subparsers(dest="mode", required=True)
     stdio = sub.add_parser("stdio")
     stdio.add_argument("command", nargs=argparse.REMAINDER)
@@ -130,6 +137,20 @@ async def cancel_hanging_call(session, events):
     return {"cancelled": True, "after": text}
 
 
+async def progress_of_a_slow_run(session, ms):
+    """Asks for progress on a slow run and records what arrives."""
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append({"progress": progress, "message": message})
+
+    result = await session.call_tool(
+        "testbed", {"input": f"sleep:{ms}"}, progress_callback=on_progress
+    )
+    text = "".join(c.text for c in result.content if c.type == "text")
+    return {"result": text, "progress": seen}
+
+
 async def main():
     args = parse_args()
     if args.mode == "stdio":
@@ -141,7 +162,9 @@ async def main():
     async with transport as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
-            if args.cancel_after:
+            if args.progress:
+                report = await progress_of_a_slow_run(session, args.progress)
+            elif args.cancel_after:
                 report = await cancel_hanging_call(session, args.cancel_after)
             else:
                 report = await load(session, args)

@@ -609,3 +609,124 @@ fn http_client_cancelling_a_call_stops_the_run() {
     assert_eq!(scratch.sessions().len(), 1);
     assert!(served.stop().success());
 }
+
+/// A client that asks for progress gets reports while a slow run goes on,
+/// each further along than the last.
+#[test]
+fn slow_runs_report_progress() {
+    let scratch = Scratch::new("serve-progress");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let mut args: Vec<String> = [
+        "--server",
+        "test",
+        "--progress",
+        "2600",
+        "stdio",
+        "--",
+        WEIR,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(serve_args(&scratch, &plugins));
+    let report = run_client(&args);
+    assert_eq!(report["result"], "ok:slept", "{report}");
+    let progress = report["progress"].as_array().expect("progress list");
+    assert!(progress.len() >= 2, "one report a second: {report}");
+    let values: Vec<f64> = progress
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect();
+    assert!(values.windows(2).all(|w| w[1] > w[0]), "{values:?}");
+    assert!(
+        progress[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1 tool calls so far")),
+        "{report}"
+    );
+}
+
+/// With `expose_upstream_tools`, upstream tools are offered as
+/// `server.tool` — only those the default policy allows — and calls to
+/// them share the one upstream session. Metrics on a listener of their own
+/// (stdio mode) count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tools_pass_through_under_the_default_policy() {
+    let scratch = Scratch::new("serve-passthrough");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let config = scratch.config(
+        json!({
+            "expose_upstream_tools": true,
+            "default_policy": {"allow": ["test/echo", "builtin/echo"]},
+        }),
+        json!({}),
+    );
+    let mut child = tokio::process::Command::new(WEIR)
+        .args(["serve", "--stdio", "--metrics", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--plugins")
+        .arg(&plugins)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weir serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let stderr = child.stderr.take().expect("stderr");
+    let client = Watcher::default()
+        .serve((stdout, stdin))
+        .await
+        .expect("initialize");
+    let metrics_url = {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("stderr")
+                .expect("start line");
+            if let Some(at) = line.find("metrics at http://") {
+                let url = line[at + "metrics at http://".len()..].to_owned();
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                break url;
+            }
+        }
+    };
+    assert_eq!(
+        tool_names(&client).await,
+        ["hello", "builtin.echo", "test.echo"]
+    );
+    assert_eq!(
+        call(&client, "test.echo", json!({"message": "through"})).await,
+        "through"
+    );
+    assert!(
+        call(&client, "test.hang", json!({}))
+            .await
+            .starts_with("error: denied:"),
+        "a tool the policy does not allow is refused, even by exact name"
+    );
+    assert_eq!(
+        call(&client, "hello", json!({"input": "pass"})).await,
+        "Hello, pass!"
+    );
+    let (addr, path) = metrics_url.split_once('/').expect("url");
+    let metrics = raw_http(addr, &format!("/{path}"), "Accept: */*");
+    for line in [
+        "weir_tool_calls_total{server=\"test\",tool=\"echo\"} 1",
+        "weir_upstream_sessions_opened_total{server=\"test\"} 1",
+        "weir_plugin_runs_total{plugin=\"hello\",outcome=\"ok\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert_eq!(scratch.sessions().len(), 1);
+    client.cancel().await.expect("close");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("weir exits")
+        .expect("wait");
+    assert!(status.success());
+}

@@ -95,10 +95,20 @@ impl Routes {
             return text(StatusCode::FORBIDDEN, why);
         }
         match (request.uri().path(), &mut self.mcp) {
-            (MCP_PATH, Some(mcp)) => match mcp.call(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
+            (MCP_PATH, Some(mcp)) => {
+                let delete = request.method() == Method::DELETE;
+                let mut response = match mcp.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                // A session ended at the client's request is done, not
+                // pending: 204, which every client SDK reads as success
+                // (rmcp says 202, which the Python SDK reports as failure).
+                if delete && response.status() == StatusCode::ACCEPTED {
+                    *response.status_mut() = StatusCode::NO_CONTENT;
+                }
+                response
+            }
             (METRICS_PATH, _) if request.method() == Method::GET => {
                 let mut response = text(StatusCode::OK, self.host.render_metrics());
                 response.headers_mut().insert(
