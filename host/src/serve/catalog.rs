@@ -17,14 +17,19 @@ use crate::plugins::{self, Manifest, PluginError, PluginFile};
 use crate::runtime::Host;
 use crate::sandbox::Plugin;
 
-/// How a tool call's arguments become the plugin's input text.
+/// How a tool call's arguments become the plugin's input text. MCP tools
+/// take a JSON object; a plugin takes text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputStyle {
-    /// The manifest declares an input schema: the plugin receives the
+    /// The manifest's input schema is an object: the plugin receives the
     /// arguments object as JSON text.
     Arguments,
-    /// No schema: the tool takes one string, `input`, handed over as is.
+    /// No schema, or a string schema: the tool takes one string, `input`,
+    /// handed over as is.
     Text,
+    /// Another schema (a number, an array…): the tool takes it as `input`,
+    /// and the plugin receives that value as JSON text.
+    Value,
 }
 
 /// One plugin offered as a tool.
@@ -180,22 +185,10 @@ fn keep_old(
 /// typed by its manifest where it has one.
 fn entry(plugin: Plugin, file: &PluginFile) -> Entry {
     let manifest = file.manifest.as_ref();
-    let schema = manifest
+    let declared = manifest
         .and_then(|m| m.input_schema.as_ref())
-        .and_then(|t| serde_json::to_value(t).ok())
-        .and_then(|v| match v {
-            Value::Object(mut map) => {
-                map.entry("type").or_insert_with(|| json!("object"));
-                Some(map)
-            }
-            _ => None,
-        });
-    let input = if schema.is_some() {
-        InputStyle::Arguments
-    } else {
-        InputStyle::Text
-    };
-    let schema: JsonObject = schema.unwrap_or_else(default_schema);
+        .and_then(|t| serde_json::to_value(t).ok());
+    let (input, schema) = tool_schema(declared);
     let description = manifest
         .and_then(|m| m.description.clone())
         .unwrap_or_else(|| {
@@ -217,19 +210,35 @@ fn entry(plugin: Plugin, file: &PluginFile) -> Entry {
     }
 }
 
-fn default_schema() -> JsonObject {
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "input": {
-                "type": "string",
-                "description": "Text handed to the agent as its input."
-            }
+/// The tool's input schema (always an object, as MCP requires) for the
+/// schema a manifest declares, and how arguments map to the input text.
+fn tool_schema(declared: Option<Value>) -> (InputStyle, JsonObject) {
+    let wrap = |inner: Value, required: bool| {
+        let mut schema = json!({"type": "object", "properties": {"input": inner}});
+        if required {
+            schema["required"] = json!(["input"]);
         }
-    });
-    match schema {
-        Value::Object(map) => map,
-        _ => JsonObject::new(),
+        match schema {
+            Value::Object(map) => map,
+            _ => JsonObject::new(),
+        }
+    };
+    match declared {
+        Some(Value::Object(mut map)) => match map.get("type").and_then(Value::as_str) {
+            None | Some("object") => {
+                map.insert("type".into(), json!("object"));
+                (InputStyle::Arguments, map)
+            }
+            Some("string") => (InputStyle::Text, wrap(Value::Object(map), true)),
+            Some(_) => (InputStyle::Value, wrap(Value::Object(map), true)),
+        },
+        _ => (
+            InputStyle::Text,
+            wrap(
+                json!({"type": "string", "description": "Text handed to the agent as its input."}),
+                false,
+            ),
+        ),
     }
 }
 
@@ -241,9 +250,11 @@ pub fn input_for(style: InputStyle, arguments: Option<JsonObject>) -> Result<Str
         InputStyle::Text => match arguments.get("input") {
             None if arguments.is_empty() => Ok(String::new()),
             Some(Value::String(text)) if arguments.len() == 1 => Ok(text.clone()),
-            _ => Err(
-                "this agent takes one argument, `input`, a string (it has no input schema)".into(),
-            ),
+            _ => Err("this agent takes one argument, `input`, a string".into()),
+        },
+        InputStyle::Value => match arguments.get("input") {
+            Some(value) if arguments.len() == 1 => Ok(value.to_string()),
+            _ => Err("this agent takes one argument, `input`".into()),
         },
     }
 }
@@ -272,5 +283,27 @@ mod tests {
             r#"{"count":2}"#
         );
         assert_eq!(input_for(InputStyle::Arguments, None).unwrap(), "{}");
+        assert_eq!(
+            input_for(InputStyle::Value, args(json!({"input": [1, 2]}))).unwrap(),
+            "[1,2]"
+        );
+    }
+
+    /// Every declared schema becomes an object schema, as MCP requires.
+    #[test]
+    fn tool_schemas_are_objects() {
+        let (style, schema) = tool_schema(None);
+        assert_eq!(style, InputStyle::Text);
+        assert_eq!(schema["properties"]["input"]["type"], "string");
+        let (style, schema) = tool_schema(Some(json!({"properties": {"q": {}}})));
+        assert_eq!(style, InputStyle::Arguments);
+        assert_eq!(schema["type"], "object");
+        let (style, schema) = tool_schema(Some(json!({"type": "string", "maxLength": 9})));
+        assert_eq!(style, InputStyle::Text);
+        assert_eq!(schema["properties"]["input"]["maxLength"], 9);
+        assert_eq!(schema["required"], json!(["input"]));
+        let (style, schema) = tool_schema(Some(json!({"type": "array"})));
+        assert_eq!(style, InputStyle::Value);
+        assert_eq!(schema["type"], "object");
     }
 }
