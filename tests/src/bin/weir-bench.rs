@@ -254,9 +254,9 @@ impl Bench {
         Ok(())
     }
 
-    /// 6. `weir serve`: an MCP client calling an agent through weir (one
-    /// plugin run + one upstream call per tool call) vs the same client
-    /// calling the server directly; then many clients' calls at once.
+    /// 6. `weir serve`: an MCP client calling an agent through weir (each
+    /// tool call is one plugin run and one upstream call) vs the same
+    /// client calling the server directly; then many clients at once.
     async fn serve(&mut self, test_server: &Path) -> Result<()> {
         let (n, tasks, per_task) = if self.quick {
             (300, 16, 20)
@@ -389,6 +389,139 @@ impl Bench {
         );
         served.cancel().await?;
         direct.cancel().await?;
+        Ok(())
+    }
+
+    /// `--profile SIDE`: one side of the overhead comparison alone, for a
+    /// profiler to watch (`perf stat`, `perf record`): `plugin`, `gateway`
+    /// (the session manager without a plugin) or `direct` (rmcp alone), N
+    /// sequential calls to the test server's `echo`; or `xthread-plugin` /
+    /// `xthread-gateway`, the same against a gateway another thread answers
+    /// after 40 µs of work — the wake-up of a real call, without its pipes.
+    async fn profile(&mut self, side: &str, test_server: &Path, n: usize) -> Result<()> {
+        let weir = json!({"builtin": false,
+            "default_policy": {"allow": ["*/*"], "max_calls_per_run": 10_000_000}});
+        let host = self.host("profile", weir, json!({"s": {"command": test_server}}))?;
+        let fanout = host.load(&plugin("fanout"))?;
+        let direct = self.direct_session(test_server, &[]).await?;
+        let job =
+            json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
+                .to_string();
+        // Both sessions open before the clock starts.
+        host.run(
+            &fanout,
+            &job.replace(&format!("\"count\":{n}"), "\"count\":10"),
+        )
+        .await?;
+        let caller = weir_host::gateway::Caller::new("bench");
+        let t = Instant::now();
+        match side {
+            "plugin" => {
+                host.run(&fanout, &job).await?;
+            }
+            "gateway" => {
+                for _ in 0..n {
+                    let args = json!({"message": "hi"}).as_object().cloned();
+                    weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+            "direct" => {
+                for _ in 0..n {
+                    let params = CallToolRequestParams::new("echo").with_arguments(
+                        json!({"message": "hi"})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    direct.peer().call_tool(params).await?;
+                }
+            }
+            "xthread-plugin" | "xthread-gateway" => {
+                // A gateway answered by another thread after ~`work` of
+                // busy work: a server without pipes or a second process.
+                struct Remote(std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<String>>);
+                impl weir_host::ToolGateway for Remote {
+                    fn call_tool<'a>(
+                        &'a self,
+                        _caller: &'a weir_host::gateway::Caller,
+                        _server: &'a str,
+                        _tool: &'a str,
+                        _arguments: Option<weir_host::gateway::Arguments>,
+                    ) -> futures::future::BoxFuture<'a, Result<String, weir_host::CallError>>
+                    {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let _ = self.0.send(tx);
+                        Box::pin(async move { rx.await.map_err(|_| weir_host::CallError::Timeout) })
+                    }
+                    fn list_tools<'a>(
+                        &'a self,
+                        _caller: &'a weir_host::gateway::Caller,
+                    ) -> futures::future::BoxFuture<'a, Vec<weir_host::ToolInfo>>
+                    {
+                        Box::pin(async { Vec::new() })
+                    }
+                }
+                let (tx, rx) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<String>>();
+                std::thread::spawn(move || {
+                    while let Ok(reply) = rx.recv() {
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_micros(40) {
+                            std::hint::spin_loop();
+                        }
+                        let _ = reply
+                            .send(r#"{"content":[{"type":"text","text":"Echo: hi"}]}"#.to_owned());
+                    }
+                });
+                let gateway: Arc<dyn weir_host::ToolGateway> = Arc::new(Remote(tx));
+                let sandbox = weir_host::sandbox::Sandbox::new(
+                    &weir_host::config::RunLimits::default(),
+                    None,
+                    self.scratch.clone(),
+                    Default::default(),
+                )
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                let policy = weir_host::policy::Policy {
+                    allow: vec![
+                        weir_host::policy::ToolPattern::parse("*/*").map_err(anyhow::Error::msg)?,
+                    ],
+                    max_calls_per_run: u64::MAX / 2,
+                    ..weir_host::policy::Policy::default()
+                };
+                let bytes = std::fs::read(plugin("fanout"))?;
+                let digest = weir_host::plugins::sha256_hex(&bytes);
+                let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
+                let t = Instant::now();
+                if side == "xthread-plugin" {
+                    sandbox.run(&fanout, &job, gateway).await?;
+                } else {
+                    for _ in 0..n {
+                        let args = json!({"message": "hi"}).to_string();
+                        let args = weir_host::gateway::parse_arguments(&args)?;
+                        gateway.call_tool(&caller, "s", "echo", args).await?;
+                    }
+                }
+                let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+                self.row(
+                    &format!("[profile] {side}"),
+                    format!("{us:.1} µs/call"),
+                    format!("{n} calls"),
+                );
+                return Ok(());
+            }
+            other => bail!(
+                "--profile {other}: use plugin, gateway, direct, xthread-plugin or xthread-gateway"
+            ),
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        self.row(
+            &format!("[profile] {side}"),
+            format!("{us:.1} µs/call"),
+            format!("{n} calls"),
+        );
+        direct.cancel().await?;
+        host.shutdown().await;
         Ok(())
     }
 
@@ -763,6 +896,13 @@ async fn bench_main() -> Result<()> {
     let everything = everything_bin(&root)?;
     let test_server = sibling("weir-test-server")?;
     println!("{:<58} {:>22}   note", "benchmark", "figure");
+    if let Some(side) = args
+        .iter()
+        .position(|a| a == "--profile")
+        .and_then(|i| args.get(i + 1))
+    {
+        return bench.profile(side, &test_server, 20_000).await;
+    }
     if wanted("overhead") {
         bench.sandbox_overhead().await?;
         bench
