@@ -255,8 +255,8 @@ impl Bench {
     }
 
     /// 6. `weir serve`: an MCP client calling an agent through weir (each
-    /// tool call is one plugin run and one upstream call) vs the same
-    /// client calling the server directly; then many clients at once.
+    ///    tool call is one plugin run and one upstream call) vs the same
+    ///    client calling the server directly; then many clients at once.
     async fn serve(&mut self, test_server: &Path) -> Result<()> {
         let (n, tasks, per_task) = if self.quick {
             (300, 16, 20)
