@@ -122,7 +122,7 @@ impl ServerHandler for BuiltinServer {}
 /// Serves on stdin/stdout until the client closes the session.
 pub async fn serve_stdio() -> std::io::Result<()> {
     let service = BuiltinServer::new()
-        .serve(rmcp::transport::stdio())
+        .serve(crate::stdio::stdio())
         .await
         .map_err(std::io::Error::other)?;
     service.waiting().await.map_err(std::io::Error::other)?;

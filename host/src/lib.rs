@@ -18,6 +18,7 @@
 //! - [`runtime`]: [`Host`] ties sessions and sandbox together and owns
 //!   shutdown.
 //! - [`serve`]: `weir serve`, the host as an MCP server of its plugins.
+//! - [`stdio`]: stdin/stdout as non-blocking streams, for MCP over stdio.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
 
@@ -32,6 +33,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod session;
+pub mod stdio;
 
 pub use config::Config;
 pub use gateway::{CallError, ToolGateway, ToolInfo};

@@ -129,7 +129,7 @@ pub async fn serve(
             places.insert(0, "MCP on stdio".to_owned());
             Some(
                 server
-                    .serve(rmcp::transport::stdio())
+                    .serve(crate::stdio::stdio())
                     .await
                     .map_err(|e| ServeError::Stdio(e.to_string()))?,
             )

@@ -265,7 +265,7 @@ impl Bench {
         };
         let dir = self.scratch.join("serve-plugins");
         std::fs::create_dir_all(&dir)?;
-        for file in ["fanout.wasm", "fanout.toml"] {
+        for file in ["fanout.wasm", "fanout.toml", "testbed.wasm"] {
             std::fs::copy(
                 Path::new(env!("WEIR_TEST_PLUGINS")).join(file),
                 dir.join(file),
@@ -346,6 +346,28 @@ impl Bench {
                 }
             }
         }
+        // The same hop with an agent that makes no upstream call: the cost
+        // of the MCP hop into weir plus one run.
+        let mut bare_us = Vec::new();
+        for _ in 0..4 {
+            let t = Instant::now();
+            for _ in 0..n / 4 {
+                let params = CallToolRequestParams::new("testbed").with_arguments(
+                    json!({"input": "env"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                weir.call_tool(params).await?;
+            }
+            bare_us.push(t.elapsed().as_secs_f64() * 1e6 / (n / 4) as f64);
+        }
+        let bare = median(bare_us);
+        self.row(
+            "[serve] client → weir serve → agent (no upstream call)",
+            format!("{bare:.1} µs/call"),
+            String::new(),
+        );
         let (w, d) = (median(weir_us), median(direct_us));
         self.row(
             "[serve] client → server directly (rmcp, stdio)",
