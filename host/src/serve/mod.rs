@@ -65,8 +65,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot watch the plugins directory for changes: {0}")]
-    Watch(#[from] notify::Error),
     #[error("the MCP session on stdio failed: {0}")]
     Stdio(String),
 }
@@ -92,7 +90,13 @@ pub async fn serve(
     };
     let clients = Arc::new(Clients::default());
     let stop = CancellationToken::new();
-    let watcher = watch::spawn(&dir, catalog.clone(), clients.clone(), stop.clone())?;
+    // Without a watcher (say, the system's inotify limit is reached) weir
+    // still serves, just without hot reload.
+    let watcher = watch::spawn(&dir, catalog.clone(), clients.clone(), stop.clone())
+        .map_err(|error| {
+            tracing::warn!(%error, dir = %dir.display(), "cannot watch the plugins directory; hot reload is off");
+        })
+        .ok();
     let server = WeirServer::new(host.clone(), catalog.clone(), clients.clone());
 
     let mut tasks = Vec::new();
@@ -163,7 +167,9 @@ pub async fn serve(
         None => shutdown.await,
     }
     stop.cancel();
-    let _ = watcher.await;
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     for task in tasks {
         let _ = task.await;
     }
