@@ -35,7 +35,9 @@ Examples:
   weir run hello.wasm --input world
   weir run fanout --plugins ./wasm --config servers.json --input-file job.json
   weir list --config servers.json
-  weir serve --plugins ./wasm --http 127.0.0.1:7070";
+  weir serve --plugins ./wasm --http 127.0.0.1:7070
+  weir doctor --config servers.json --plugins ./wasm
+  weir stats --url http://127.0.0.1:7070 --watch";
 
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -56,6 +58,10 @@ enum Command {
     List(CommonArgs),
     /// Serve the plugins as MCP tools, to any MCP client (stdio or HTTP).
     Serve(ServeArgs),
+    /// Check every server and plugin of the config, and say what to fix.
+    Doctor(DoctorArgs),
+    /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
+    Stats(StatsArgs),
     /// Serve the built-in MCP server on stdio (weir starts this itself).
     #[command(name = "builtin-server", hide = true)]
     BuiltinServer,
@@ -84,6 +90,28 @@ struct RunArgs {
     /// Read the plugin's input from this file.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Where `weir serve --http` (or `--metrics`) listens.
+    #[arg(long, default_value = "http://127.0.0.1:7070", value_name = "URL")]
+    url: String,
+    /// Redraw every two seconds until Ctrl-C.
+    #[arg(long, conflicts_with = "json")]
+    watch: bool,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Print the findings as JSON, for machines.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -134,6 +162,8 @@ pub fn main() -> ExitCode {
                 Command::Run(args) => run(args).await,
                 Command::List(args) => list(args).await,
                 Command::Serve(args) => serve(args).await,
+                Command::Doctor(args) => doctor(args).await,
+                Command::Stats(args) => stats(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
                     .await
                     .map(|()| ExitCode::SUCCESS)
@@ -266,6 +296,72 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(args: StatsArgs) -> Result<ExitCode> {
+    let read = || async {
+        let text = crate::stats::fetch_metrics(&args.url)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok::<_, anyhow::Error>(crate::stats::summarize(&crate::stats::parse(&text)))
+    };
+    if !args.watch {
+        let stats = read().await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+        } else {
+            print!("{}", crate::stats::render_text(&stats));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let watch = async {
+        loop {
+            let screen = match read().await {
+                Ok(stats) => crate::stats::render_text(&stats),
+                Err(e) => format!("{e:#}\n"),
+            };
+            // Home, clear, redraw: the figures change in place.
+            print!(
+                "\x1b[H\x1b[2J{} — {}\n\n{screen}",
+                args.url,
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            );
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    };
+    tokio::select! {
+        () = watch => {}
+        () = shutdown_signal() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn doctor(args: DoctorArgs) -> Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let host = Host::new(config, None)?;
+    let report = tokio::select! {
+        report = crate::doctor::check(&host) => Some(report),
+        () = shutdown_signal() => None,
+    };
+    host.shutdown().await;
+    let Some(report) = report else {
+        eprintln!("weir: interrupted; every session is closed");
+        return Ok(ExitCode::from(130));
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot encode the report")?
+        );
+    } else {
+        print!("{}", crate::doctor::render(&report));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn list(args: CommonArgs) -> Result<ExitCode> {

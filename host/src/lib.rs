@@ -19,12 +19,15 @@
 //!   shutdown.
 //! - [`serve`]: `weir serve`, the host as an MCP server of its plugins.
 //! - [`stdio`]: stdin/stdout as non-blocking streams, for MCP over stdio.
+//! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
+//! - [`stats`]: the operator's summary, read from the metrics: `weir stats`, the status page.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
 
 pub mod builtin;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod gateway;
 pub mod metrics;
 pub mod plugins;
@@ -33,6 +36,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod session;
+pub mod stats;
 pub mod stdio;
 
 pub use config::Config;

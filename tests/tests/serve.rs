@@ -730,3 +730,203 @@ async fn upstream_tools_pass_through_under_the_default_policy() {
         .expect("wait");
     assert!(status.success());
 }
+
+/// Headless chromium (Debian's, installed by scripts/test), kept off every
+/// network but loopback: no host name resolves, and its background
+/// services are off.
+fn chromium(args: &[&str], url: &str) -> String {
+    let bin = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is not installed: scripts/test installs it (apt-get install chromium)");
+    let profile = tempdir_for_chromium();
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chromium");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tempdir_for_chromium() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "weir-chromium-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("chromium profile dir");
+    dir
+}
+
+/// The cells of the row of `table` whose first cell is `first`, from the
+/// status page's HTML.
+fn row_cells(html: &str, table: &str, first: &str) -> Vec<String> {
+    let start = html
+        .find(&format!("<table id=\"{table}\">"))
+        .unwrap_or_else(|| panic!("no table {table} in:\n{html}"));
+    let table_html = &html[start..start + html[start..].find("</table>").expect("table end")];
+    let row = table_html
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{first}</td>")))
+        .unwrap_or_else(|| panic!("no row {first} in {table}:\n{table_html}"));
+    row.split("</td>")
+        .filter_map(|c| c.rsplit_once('>').map(|(_, v)| v.to_owned()))
+        .filter(|c| !c.is_empty() && !c.starts_with('<'))
+        .collect()
+}
+
+/// After a scripted load, `weir stats`, `/metrics` and the status page (in
+/// a real headless browser) tell the same story — and the page's numbers
+/// moved with the load.
+#[test]
+fn stats_and_status_page_follow_the_load() {
+    let scratch = Scratch::new("serve-status");
+    let plugins = plugins_dir(&scratch, &["fanout", "hello"]);
+    let served = Served::start(&scratch, &plugins);
+
+    let before = chromium(&["--dump-dom"], &format!("{}/", served.base));
+    assert!(before.contains("<title>weir status</title>"), "{before}");
+    assert_eq!(row_cells(&before, "servers", "test")[1..3], ["0", "0"]);
+    assert_eq!(row_cells(&before, "servers", "builtin")[1..3], ["0", "0"]);
+
+    let report = run_client(&[
+        "--server".into(),
+        "test".into(),
+        "--calls".into(),
+        "40".into(),
+        "--concurrency".into(),
+        "8".into(),
+        "http".into(),
+        served.mcp_url(),
+    ]);
+    assert_eq!(report["correct"], 40, "{report}");
+
+    let out = Command::new(WEIR)
+        .args(["stats", "--json", "--url", &served.base])
+        .output()
+        .expect("weir stats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    let find = |list: &str, key: &str, name: &str| {
+        stats[list]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|r| r[key] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {stats}"))
+    };
+    let metrics = raw_http(
+        served.base.trim_start_matches("http://"),
+        "/metrics",
+        "Accept: */*",
+    );
+    let metric = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{line} in:\n{metrics}"))
+    };
+    let test = find("servers", "server", "test");
+    assert_eq!(test["sessions_opened"], 1.0);
+    assert_eq!(
+        test["sessions_opened"].as_f64(),
+        Some(metric(
+            "weir_upstream_sessions_opened_total{server=\"test\"}"
+        ))
+    );
+    assert_eq!(test["sessions_live"], 1.0);
+    let fanout = find("plugins", "plugin", "fanout");
+    assert_eq!(fanout["runs"], 40.0);
+    assert_eq!(
+        fanout["ok"].as_f64(),
+        Some(metric(
+            "weir_plugin_runs_total{plugin=\"fanout\",outcome=\"ok\"}"
+        ))
+    );
+    let echo = find("tools", "tool", "echo");
+    assert_eq!(echo["calls"], 120.0);
+    assert_eq!(
+        echo["calls"].as_f64(),
+        Some(metric(
+            "weir_tool_calls_total{server=\"test\",tool=\"echo\"}"
+        ))
+    );
+    assert_eq!(echo["errors"], 0.0);
+    assert!(echo["p50_ms"].as_f64().is_some_and(|v| v > 0.0), "{echo}");
+
+    let text = Command::new(WEIR)
+        .args(["stats", "--url", &served.base])
+        .output()
+        .expect("weir stats");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().take(4).eq(["test", "1", "1", "0"])),
+        "server, sessions open, opened, restarts:\n{text}"
+    );
+
+    let after = chromium(&["--dump-dom"], &format!("{}/", served.base));
+    assert_eq!(row_cells(&after, "servers", "test")[1..3], ["1", "1"]);
+    assert_eq!(row_cells(&after, "plugins", "fanout")[1..3], ["40", "40"]);
+    assert!(
+        after.contains("fetch(\"/?part=stats\""),
+        "the page refreshes itself"
+    );
+    let fragment = raw_http(
+        served.base.trim_start_matches("http://"),
+        "/?part=stats",
+        "Accept: text/html",
+    );
+    assert!(fragment.contains("<table id=\"servers\">"), "{fragment}");
+
+    // The screenshot, kept as a test artifact (README shows one).
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let shot = artifacts.join("status-page.png");
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1100,900",
+        ],
+        &format!("{}/", served.base),
+    );
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
+        "a screenshot at {}",
+        shot.display()
+    );
+    assert!(served.stop().success());
+}

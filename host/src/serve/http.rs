@@ -120,18 +120,22 @@ impl Routes {
                 response
             }
             (METRICS_PATH, _) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()),
-            ("/", _) => text(
-                StatusCode::OK,
-                format!(
-                    "weir {}: {}metrics at {METRICS_PATH}\n",
-                    env!("CARGO_PKG_VERSION"),
-                    if self.mcp.is_some() {
-                        format!("MCP (streamable HTTP) at {MCP_PATH}, ")
-                    } else {
-                        String::new()
-                    }
-                ),
-            ),
+            ("/", _) if request.method() == Method::GET => {
+                let stats =
+                    crate::stats::summarize(&crate::stats::parse(&self.host.render_metrics()));
+                // `?part=stats`: the figures alone, for the page to refresh.
+                let body = if request.uri().query() == Some("part=stats") {
+                    crate::stats::render_html_fragment(&stats)
+                } else {
+                    crate::stats::render_html_page(&stats, env!("CARGO_PKG_VERSION"))
+                };
+                let mut response = text(StatusCode::OK, body);
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
             (path, _) => text(StatusCode::NOT_FOUND, format!("nothing at {path}")),
         }
     }

@@ -143,6 +143,19 @@ impl Sessions {
         Ok(tools.values().cloned().collect())
     }
 
+    /// One `ping` round trip to `server` (starting its session if needed).
+    pub async fn ping(
+        &self,
+        caller: &Caller,
+        server: &str,
+    ) -> Result<std::time::Duration, CallError> {
+        self.upstream(server)?
+            .pool_for(&caller.plugin)?
+            .first()
+            .ping()
+            .await
+    }
+
     /// Per-server counters, in name order.
     pub fn stats(&self) -> Vec<ServerStats> {
         self.servers

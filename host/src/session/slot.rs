@@ -357,6 +357,21 @@ impl Slot {
         Ok(live.tools(&self.server.name).await)
     }
 
+    /// One MCP `ping` round trip on the slot's session (starting it if
+    /// needed): how `weir doctor` tells a live server from a stuck one.
+    pub async fn ping(&self) -> Result<Duration, CallError> {
+        let live = self.session().await?;
+        let started = Instant::now();
+        let ping = live
+            .peer
+            .send_request(ClientRequest::PingRequest(PingRequest::default()));
+        match tokio::time::timeout(self.server.call_timeout, ping).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(error)) => Err(self.describe_failure(error, &live)),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
     /// Calls one tool on the slot's session. Never re-sent: a call lost
     /// with a dying session fails `unavailable`, since tools have side
     /// effects. `timeout` caps the server's own call timeout.
