@@ -50,7 +50,23 @@ pub struct Config {
     /// `server.tool`, under the default policy. Off unless asked for: a
     /// client should reach upstream tools through an agent by default.
     pub expose_upstream_tools: bool,
+    /// Logical tool names plugins call as `alias/NAME`, each standing for a
+    /// server's tool: moving a capability to another server is a config
+    /// change, not a plugin rebuild.
+    pub aliases: BTreeMap<String, Alias>,
 }
+
+/// What an alias stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alias {
+    pub server: String,
+    pub tool: String,
+    /// Arguments sent unless the caller gives them.
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The server name plugins use to call an alias: `call-tool("alias", NAME, …)`.
+pub const ALIAS_SERVER: &str = "alias";
 
 /// What the operator set for one plugin.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +246,7 @@ impl Default for Config {
             cache_dir: crate::sandbox::default_cache_dir(),
             scratch_root: None,
             expose_upstream_tools: false,
+            aliases: BTreeMap::new(),
             source: None,
             servers: BTreeMap::from([(
                 BUILTIN_SERVER.to_owned(),
@@ -354,6 +371,9 @@ struct RawWeir {
     scratch_root: Option<String>,
     /// `weir serve`: pass upstream tools through as `server.tool`.
     expose_upstream_tools: Option<bool>,
+    /// NAME -> "server/tool", or {"tool": "server/tool", "arguments": {…}}.
+    #[serde(default)]
+    aliases: BTreeMap<String, serde_json::Value>,
     /// Compiled-plugin cache directory; `false` turns the cache off.
     cache_dir: Option<serde_json::Value>,
     /// Per plugin: policy fields, plus `sha256`.
@@ -417,6 +437,12 @@ impl Config {
                 return Err(invalid(
                     at(""),
                     "a server name must be 1-64 letters, digits, '-' or '_'".into(),
+                ));
+            }
+            if name == ALIAS_SERVER {
+                return Err(invalid(
+                    at(""),
+                    format!("`{ALIAS_SERVER}` is reserved: plugins call aliases through it"),
                 ));
             }
             if server.disabled {
@@ -646,6 +672,12 @@ impl Config {
                 .over(&builtin_grant)
                 .map_err(|m| invalid("weir.default_policy".into(), m))?,
         };
+        let mut aliases = BTreeMap::new();
+        for (name, value) in &w.aliases {
+            let at = format!("weir.aliases.{name}");
+            let alias = parse_alias(name, value, &servers).map_err(|m| invalid(at, m))?;
+            aliases.insert(name.clone(), alias);
+        }
         let mut plugins = BTreeMap::new();
         for (name, fields) in &w.plugins {
             let at = format!("weir.plugins.{name}");
@@ -710,6 +742,7 @@ impl Config {
                 .transpose()
                 .map_err(|m| invalid("weir.scratch_root".into(), m))?,
             expose_upstream_tools: w.expose_upstream_tools.unwrap_or(false),
+            aliases,
         })
     }
 }
@@ -737,6 +770,59 @@ fn policy_spec(
             format!("{at}.{path}")
         };
         invalid(location, strip_position(&e.inner().to_string()))
+    })
+}
+
+/// One alias: `"server/tool"` or `{"tool": "server/tool", "arguments": {…}}`,
+/// pointing at a configured server.
+fn parse_alias(
+    name: &str,
+    value: &serde_json::Value,
+    servers: &BTreeMap<String, ServerConfig>,
+) -> Result<Alias, String> {
+    if !valid_server_name(name) {
+        return Err("an alias name must be 1-64 letters, digits, '-' or '_'".into());
+    }
+    let (target, arguments) = match value {
+        serde_json::Value::String(target) => (target.as_str(), serde_json::Map::new()),
+        serde_json::Value::Object(map) => {
+            if let Some(key) = map.keys().find(|k| *k != "tool" && *k != "arguments") {
+                return Err(format!(
+                    "unknown field `{key}` (expected `tool`, `arguments`)"
+                ));
+            }
+            let target = map
+                .get("tool")
+                .and_then(serde_json::Value::as_str)
+                .ok_or("missing \"tool\": \"server/tool\"")?;
+            let arguments = match map.get("arguments") {
+                None => serde_json::Map::new(),
+                Some(serde_json::Value::Object(args)) => args.clone(),
+                Some(_) => return Err("\"arguments\" must be an object".into()),
+            };
+            (target, arguments)
+        }
+        _ => {
+            return Err(
+                "give \"server/tool\", or {\"tool\": \"server/tool\", \"arguments\": {…}}".into(),
+            );
+        }
+    };
+    let (server, tool) = target
+        .split_once('/')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+        .ok_or_else(|| format!("{target:?} is not `server/tool`"))?;
+    if !servers.contains_key(server) {
+        let known: Vec<&str> = servers.keys().map(String::as_str).collect();
+        return Err(format!(
+            "alias `{name}` points to server `{server}`, which is not configured (configured: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(Alias {
+        server: server.to_owned(),
+        tool: tool.to_owned(),
+        arguments,
     })
 }
 

@@ -45,11 +45,22 @@ pub struct PluginCheck {
     pub next_step: Option<String>,
 }
 
+/// What doctor found for one alias.
+#[derive(Debug, Clone, Serialize)]
+pub struct AliasCheck {
+    pub name: String,
+    /// `server/tool`.
+    pub target: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
 /// Everything doctor found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub servers: Vec<ServerCheck>,
     pub plugins: Vec<PluginCheck>,
+    pub aliases: Vec<AliasCheck>,
     /// Why plugins were not checked at all (no plugins directory), if so.
     pub plugins_note: Option<String>,
 }
@@ -57,7 +68,9 @@ pub struct Report {
 impl Report {
     /// Whether everything checked is usable.
     pub fn ok(&self) -> bool {
-        self.servers.iter().all(|s| s.ok) && self.plugins.iter().all(|p| p.ok)
+        self.servers.iter().all(|s| s.ok)
+            && self.plugins.iter().all(|p| p.ok)
+            && self.aliases.iter().all(|a| a.ok)
     }
 }
 
@@ -143,9 +156,28 @@ pub async fn check(host: &Host) -> Report {
             None,
         ),
     };
+    let dangling = sessions.dangling_aliases(&caller).await;
+    let aliases = host
+        .config()
+        .aliases
+        .iter()
+        .map(|(name, alias)| {
+            let error = dangling
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, why)| why.clone());
+            AliasCheck {
+                name: name.clone(),
+                target: format!("{}/{}", alias.server, alias.tool),
+                ok: error.is_none(),
+                error,
+            }
+        })
+        .collect();
     Report {
         servers,
         plugins,
+        aliases,
         plugins_note,
     }
 }
@@ -346,6 +378,29 @@ pub fn render(report: &Report) -> String {
                 "  ✗ {}: {error}\n    → {}\n",
                 p.name,
                 p.next_step.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if !report.aliases.is_empty() {
+        out.push_str("\nAliases\n");
+        let rows: Vec<[String; 3]> = report
+            .aliases
+            .iter()
+            .map(|a| {
+                [
+                    a.name.clone(),
+                    if a.ok { "ok".into() } else { "FAIL".into() },
+                    a.target.clone(),
+                ]
+            })
+            .collect();
+        table(&mut out, ["alias", "status", "stands for"], &rows);
+        for a in report.aliases.iter().filter(|a| !a.ok) {
+            out.push_str(&format!(
+                "  ✗ {}: {}\n    → point weir.aliases.{} at a tool the server has (weir list shows them)\n",
+                a.name,
+                a.error.as_deref().unwrap_or("failed"),
+                a.name
             ));
         }
     }

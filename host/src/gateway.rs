@@ -88,6 +88,12 @@ pub trait ToolGateway: Send + Sync + 'static {
 
     /// Every tool on every server, from the cache of each server's session.
     fn list_tools<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Vec<ToolInfo>>;
+
+    /// What alias `name` (called as server `alias`) stands for, if the
+    /// operator defined it.
+    fn alias(&self, _name: &str) -> Option<crate::config::Alias> {
+        None
+    }
 }
 
 /// Largest argument text accepted from a plugin. A tool call is a message,

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::state::RunState;
+use crate::config::ALIAS_SERVER;
 use crate::gateway::{CallError, ToolInfo, parse_arguments};
 
 wasmtime::component::bindgen!({
@@ -63,6 +64,14 @@ impl mcp::Host for RunState {
             .await
             .into_iter()
             .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
+            // An alias is listed only if the tool behind it is granted too.
+            .filter(|t| {
+                t.server != ALIAS_SERVER
+                    || self
+                        .gateway
+                        .alias(&t.name)
+                        .is_some_and(|a| policy.check_tool(&a.server, &a.tool).is_ok())
+            })
             .map(Into::into)
             .collect())
     }
@@ -76,9 +85,23 @@ impl RunState {
         tool: &str,
         arguments: &str,
     ) -> Result<String, CallError> {
+        let original_tool = tool;
         self.policy
             .check_call(server, tool, self.calls, arguments.len())
             .map_err(CallError::Denied)?;
+        // An alias: the real tool must be granted too, and its default
+        // arguments fill in what the caller left out.
+        let alias = if server == ALIAS_SERVER {
+            let alias = self.gateway.alias(tool).ok_or_else(|| {
+                CallError::NotFound(format!("no alias `{tool}` is configured (weir.aliases)"))
+            })?;
+            self.policy
+                .check_tool(&alias.server, &alias.tool)
+                .map_err(|why| CallError::Denied(format!("alias `{tool}`: {why}")))?;
+            Some(alias)
+        } else {
+            None
+        };
         if let Some(rate) = &self.rate {
             // Over the rate, a call waits for its turn (the run's deadline
             // bounds the wait) rather than failing.
@@ -93,11 +116,26 @@ impl RunState {
                 }
             }
         }
-        let args = parse_arguments(arguments)?;
+        let mut args = parse_arguments(arguments)?;
+        let (server, tool) = match &alias {
+            Some(alias) => {
+                let mut merged = alias.arguments.clone();
+                merged.extend(args.unwrap_or_default());
+                args = (!merged.is_empty()).then_some(merged);
+                (alias.server.as_str(), alias.tool.as_str())
+            }
+            None => (server, tool),
+        };
         let result = self
             .gateway
             .call_tool(&self.caller, server, tool, args)
-            .await?;
+            .await
+            .map_err(|e| match (&alias, e) {
+                (Some(_), CallError::NotFound(m)) => {
+                    CallError::NotFound(format!("alias `{}`: {m}", original_tool))
+                }
+                (_, e) => e,
+            })?;
         if result.len() > self.policy.max_result_bytes {
             return Err(CallError::Denied(format!(
                 "the result is {} bytes, more than the {} this plugin may receive",

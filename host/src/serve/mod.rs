@@ -140,6 +140,18 @@ pub async fn serve(
         }
     };
 
+    // A dangling alias is an error at start, naming it (the sessions its
+    // check opens are the ones calls will use).
+    if !host.config().aliases.is_empty() {
+        for (_, why) in host
+            .sessions()
+            .dangling_aliases(&crate::gateway::Caller::new("weir-serve"))
+            .await
+        {
+            tracing::error!("{why}");
+            eprintln!("weir serve: error: {why}");
+        }
+    }
     let served: Vec<String> = catalog.snapshot().keys().cloned().collect();
     let servers: Vec<&str> = host.sessions().server_names().collect();
     // One line, whatever the log level: what is served, and where.

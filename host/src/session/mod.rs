@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use self::pool::Upstream;
 use self::process::Launch;
 use self::slot::{Connect, ServerShared};
-use crate::config::{Config, HttpServer, Transport};
+use crate::config::{ALIAS_SERVER, Alias, Config, HttpServer, Transport};
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 use crate::metrics::Metrics;
 
@@ -56,6 +56,9 @@ pub struct ServerStats {
 /// Every server the host may talk to, by name.
 pub struct Sessions {
     servers: BTreeMap<String, Upstream>,
+    aliases: BTreeMap<String, Alias>,
+    /// Aliases already reported as dangling, so the log says it once.
+    dangling_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     metrics: Arc<Metrics>,
     closing: CancellationToken,
     reaper: TaskTracker,
@@ -106,6 +109,8 @@ impl Sessions {
             .collect();
         Self {
             servers,
+            aliases: config.aliases.clone(),
+            dangling_reported: Default::default(),
             metrics,
             closing,
             reaper,
@@ -156,6 +161,70 @@ impl Sessions {
             .await
     }
 
+    /// Every alias whose tool does not exist (or whose server cannot be
+    /// reached), with why: starts the sessions it needs to know.
+    pub async fn dangling_aliases(&self, caller: &Caller) -> Vec<(String, String)> {
+        let mut dangling = Vec::new();
+        for (name, alias) in &self.aliases {
+            match self.server_tools(caller, &alias.server).await {
+                Ok(tools) if tools.iter().any(|t| t.name == alias.tool) => {}
+                Ok(_) => dangling.push((
+                    name.clone(),
+                    format!(
+                        "alias `{name}` points to `{}/{}`, but server `{}` has no tool `{}`",
+                        alias.server, alias.tool, alias.server, alias.tool
+                    ),
+                )),
+                Err(e) => dangling.push((
+                    name.clone(),
+                    format!(
+                        "alias `{name}` points to `{}/{}`, but the server is unavailable: {e}",
+                        alias.server, alias.tool
+                    ),
+                )),
+            }
+        }
+        dangling
+    }
+
+    /// The aliases as tools of server `alias`, described and typed like the
+    /// tools they stand for. One whose tool is missing is left out, and
+    /// said once in the log.
+    fn alias_tools(&self, tools: &[ToolInfo]) -> Vec<ToolInfo> {
+        self.aliases
+            .iter()
+            .filter_map(|(name, alias)| {
+                let target = tools
+                    .iter()
+                    .find(|t| t.server == alias.server && t.name == alias.tool);
+                if target.is_none()
+                    && self
+                        .dangling_reported
+                        .lock()
+                        .is_ok_and(|mut seen| seen.insert(name.clone()))
+                {
+                    tracing::error!(
+                        alias = %name,
+                        target = %format!("{}/{}", alias.server, alias.tool),
+                        "alias points to a tool its server does not offer (now); calls to it fail"
+                    );
+                }
+                let target = target?;
+                Some(ToolInfo {
+                    server: ALIAS_SERVER.to_owned(),
+                    name: name.clone(),
+                    description: Some(format!(
+                        "Alias of {}/{}. {}",
+                        alias.server,
+                        alias.tool,
+                        target.description.as_deref().unwrap_or("")
+                    )),
+                    input_schema: target.input_schema.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Per-server counters, in name order.
     pub fn stats(&self) -> Vec<ServerStats> {
         self.servers
@@ -201,6 +270,10 @@ fn http_config(server: &HttpServer) -> StreamableHttpClientTransportConfig {
 }
 
 impl ToolGateway for Sessions {
+    fn alias(&self, name: &str) -> Option<Alias> {
+        self.aliases.get(name).cloned()
+    }
+
     fn call_tool<'a>(
         &'a self,
         caller: &'a Caller,
@@ -244,6 +317,8 @@ impl ToolGateway for Sessions {
                     }
                 }
             }
+            let aliases = self.alias_tools(&all);
+            all.extend(aliases);
             all
         }
         .boxed()
