@@ -225,6 +225,35 @@ fn read_input(args: &RunArgs) -> Result<String> {
     Ok(input)
 }
 
+/// A status line on stderr saying what weir is waiting on, redrawn with a
+/// spinner — only when stderr is a terminal: piped output stays clean.
+/// Cleared when dropped.
+struct Progress(Option<tokio::task::JoinHandle<()>>);
+
+impl Progress {
+    fn show(message: String) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self(None);
+        }
+        Self(Some(tokio::spawn(async move {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            for frame in FRAMES.iter().cycle() {
+                eprint!("\r\x1b[2K{frame} {message}");
+                tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+            }
+        })))
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
 async fn shutdown_signal() {
     let term = async {
@@ -245,17 +274,28 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let config = load_config(&args.common)?;
     let input = read_input(&args)?;
     let host = Host::new(config, None)?;
-    let plugin = match host.load(&args.plugin) {
+    let loading = Progress::show(format!(
+        "loading {} (compiled once, then cached)",
+        args.plugin
+    ));
+    let loaded = tokio::task::block_in_place(|| host.load(&args.plugin));
+    drop(loading);
+    let plugin = match loaded {
         Ok(p) => p,
         Err(e) => {
             host.shutdown().await;
             return Err(e.into());
         }
     };
+    let running = Progress::show(format!(
+        "running {} (starting the servers it calls on first use)",
+        plugin.name()
+    ));
     let outcome = tokio::select! {
         result = host.run(&plugin, &input) => Some(result),
         () = shutdown_signal() => None,
     };
+    drop(running);
     // Always, whatever happened: no server process outlives weir.
     host.shutdown().await;
     Ok(match outcome {
@@ -340,10 +380,15 @@ async fn stats(args: StatsArgs) -> Result<ExitCode> {
 async fn doctor(args: DoctorArgs) -> Result<ExitCode> {
     let config = load_config(&args.common)?;
     let host = Host::new(config, None)?;
+    let checking = Progress::show(format!(
+        "starting {} servers and checking every plugin",
+        host.sessions().server_names().count()
+    ));
     let report = tokio::select! {
         report = crate::doctor::check(&host) => Some(report),
         () = shutdown_signal() => None,
     };
+    drop(checking);
     host.shutdown().await;
     let Some(report) = report else {
         eprintln!("weir: interrupted; every session is closed");

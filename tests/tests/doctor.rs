@@ -38,6 +38,10 @@ fn doctor(config: &std::path::Path, plugins: &std::path::Path, extra: &[&str]) -
         .stdin(Stdio::null())
         .output()
         .expect("weir doctor runs");
+    assert!(
+        !out.stderr.contains(&b'\r'),
+        "no progress spinner when stderr is piped"
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
