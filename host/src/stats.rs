@@ -299,74 +299,77 @@ pub async fn fetch_metrics(base: &str) -> Result<String, String> {
     Ok(body.to_owned())
 }
 
+const SERVER_HEADER: [&str; 5] = [
+    "server",
+    "sessions open",
+    "opened since start",
+    "restarts",
+    "oldest session",
+];
+const TOOL_HEADER: [&str; 5] = ["tool", "calls", "errors", "p50", "p99"];
+const PLUGIN_HEADER: [&str; 8] = [
+    "plugin", "runs", "ok", "traps", "timeouts", "denials", "running", "p50",
+];
+
+fn server_rows(stats: &Stats) -> Vec<[String; 5]> {
+    stats
+        .servers
+        .iter()
+        .map(|s| {
+            [
+                s.server.clone(),
+                s.sessions_live.to_string(),
+                s.sessions_opened.to_string(),
+                s.restarts.to_string(),
+                format!("{:.0} s", s.oldest_session_s),
+            ]
+        })
+        .collect()
+}
+
+fn tool_rows(stats: &Stats) -> Vec<[String; 5]> {
+    stats
+        .tools
+        .iter()
+        .map(|t| {
+            [
+                format!("{}/{}", t.server, t.tool),
+                t.calls.to_string(),
+                t.errors.to_string(),
+                fmt_ms(t.p50_ms),
+                fmt_ms(t.p99_ms),
+            ]
+        })
+        .collect()
+}
+
+fn plugin_rows(stats: &Stats) -> Vec<[String; 8]> {
+    stats
+        .plugins
+        .iter()
+        .map(|p| {
+            [
+                p.plugin.clone(),
+                p.runs.to_string(),
+                p.ok.to_string(),
+                p.traps.to_string(),
+                p.timeouts.to_string(),
+                p.denials.to_string(),
+                p.in_flight.to_string(),
+                fmt_ms(p.p50_ms),
+            ]
+        })
+        .collect()
+}
+
 /// The summary as tables, for a terminal.
 pub fn render_text(stats: &Stats) -> String {
     let mut out = String::from("Servers\n");
-    crate::doctor::table(
-        &mut out,
-        [
-            "server",
-            "sessions open",
-            "opened since start",
-            "restarts",
-            "oldest session",
-        ],
-        &stats
-            .servers
-            .iter()
-            .map(|s| {
-                [
-                    s.server.clone(),
-                    s.sessions_live.to_string(),
-                    s.sessions_opened.to_string(),
-                    s.restarts.to_string(),
-                    format!("{:.0} s", s.oldest_session_s),
-                ]
-            })
-            .collect::<Vec<_>>(),
-    );
+    crate::doctor::table(&mut out, SERVER_HEADER, &server_rows(stats));
     out.push_str("\nTools\n");
-    crate::doctor::table(
-        &mut out,
-        ["server", "tool", "calls", "errors", "p50", "p99"],
-        &stats
-            .tools
-            .iter()
-            .map(|t| {
-                [
-                    t.server.clone(),
-                    t.tool.clone(),
-                    t.calls.to_string(),
-                    t.errors.to_string(),
-                    fmt_ms(t.p50_ms),
-                    fmt_ms(t.p99_ms),
-                ]
-            })
-            .collect::<Vec<_>>(),
-    );
+    crate::doctor::table(&mut out, TOOL_HEADER, &tool_rows(stats));
     out.push_str("\nPlugins\n");
-    crate::doctor::table(
-        &mut out,
-        [
-            "plugin", "runs", "ok", "traps", "timeouts", "denials", "running", "p50",
-        ],
-        &stats
-            .plugins
-            .iter()
-            .map(|p| {
-                [
-                    p.plugin.clone(),
-                    p.runs.to_string(),
-                    p.ok.to_string(),
-                    p.traps.to_string(),
-                    p.timeouts.to_string(),
-                    p.denials.to_string(),
-                    p.in_flight.to_string(),
-                    fmt_ms(p.p50_ms),
-                ]
-            })
-            .collect::<Vec<_>>(),
-    );
+    crate::doctor::table(&mut out, PLUGIN_HEADER, &plugin_rows(stats));
     out
 }
 
@@ -409,73 +412,11 @@ fn html_table<const N: usize>(
 /// it fetches again to refresh itself.
 pub fn render_html_fragment(stats: &Stats) -> String {
     let mut out = String::from("<h2>Servers</h2>");
-    html_table(
-        &mut out,
-        "servers",
-        [
-            "server",
-            "sessions open",
-            "opened since start",
-            "restarts",
-            "oldest session",
-        ],
-        stats
-            .servers
-            .iter()
-            .map(|s| {
-                [
-                    s.server.clone(),
-                    s.sessions_live.to_string(),
-                    s.sessions_opened.to_string(),
-                    s.restarts.to_string(),
-                    format!("{:.0} s", s.oldest_session_s),
-                ]
-            })
-            .collect(),
-    );
+    html_table(&mut out, "servers", SERVER_HEADER, server_rows(stats));
     out.push_str("<h2>Tools</h2>");
-    html_table(
-        &mut out,
-        "tools",
-        ["tool", "calls", "errors", "p50", "p99"],
-        stats
-            .tools
-            .iter()
-            .map(|t| {
-                [
-                    format!("{}/{}", t.server, t.tool),
-                    t.calls.to_string(),
-                    t.errors.to_string(),
-                    fmt_ms(t.p50_ms),
-                    fmt_ms(t.p99_ms),
-                ]
-            })
-            .collect(),
-    );
+    html_table(&mut out, "tools", TOOL_HEADER, tool_rows(stats));
     out.push_str("<h2>Plugins</h2>");
-    html_table(
-        &mut out,
-        "plugins",
-        [
-            "plugin", "runs", "ok", "traps", "timeouts", "denials", "running", "p50",
-        ],
-        stats
-            .plugins
-            .iter()
-            .map(|p| {
-                [
-                    p.plugin.clone(),
-                    p.runs.to_string(),
-                    p.ok.to_string(),
-                    p.traps.to_string(),
-                    p.timeouts.to_string(),
-                    p.denials.to_string(),
-                    p.in_flight.to_string(),
-                    fmt_ms(p.p50_ms),
-                ]
-            })
-            .collect(),
-    );
+    html_table(&mut out, "plugins", PLUGIN_HEADER, plugin_rows(stats));
     out
 }
 

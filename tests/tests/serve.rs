@@ -420,6 +420,30 @@ async fn call(client: &RunningService<RoleClient, Watcher>, tool: &str, args: Va
     }
 }
 
+/// Calls `testbed` with `input` on a task of its own.
+fn call_in_background(
+    client: &RunningService<RoleClient, Watcher>,
+    input: &str,
+) -> tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::service::ServiceError>> {
+    let peer = client.peer().clone();
+    let params = CallToolRequestParams::new("testbed").with_arguments(
+        json!({ "input": input })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    tokio::spawn(async move { peer.call_tool(params).await })
+}
+
+/// Whether the test server logs an event starting with `kind` (waiting up
+/// to 30 s).
+async fn server_saw(scratch: &Scratch, kind: &str) -> bool {
+    eventually(Duration::from_secs(30), || async {
+        scratch.events(kind) >= 1
+    })
+    .await
+}
+
 /// Hot reload: a plugin copied in is announced and callable; a garbage
 /// version is refused and the old one keeps serving; a run in flight
 /// finishes on its version while the file is removed; a removed plugin is
@@ -476,23 +500,9 @@ async fn hot_reload_follows_the_plugins_directory() {
 
     // A run in flight while its file is removed finishes on its version.
     let before = changes.load(Ordering::SeqCst);
-    let slow = {
-        let peer = client.peer().clone();
-        tokio::spawn(async move {
-            let params = CallToolRequestParams::new("testbed").with_arguments(
-                json!({"input": "sleep:1500"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            peer.call_tool(params).await
-        })
-    };
+    let slow = call_in_background(&client, "sleep:1500");
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            scratch.events("call sleep") >= 1
-        })
-        .await,
+        server_saw(&scratch, "call sleep").await,
         "the slow run reached the server"
     );
     std::fs::remove_file(plugins.join("testbed.wasm")).expect("remove testbed");
@@ -534,21 +544,9 @@ async fn client_hanging_up_mid_call_stops_the_run() {
     let scratch = Scratch::new("serve-hangup");
     let plugins = plugins_dir(&scratch, &["testbed"]);
     let (client, mut child) = connect(serve_args(&scratch, &plugins), Watcher::default()).await;
-    let peer = client.peer().clone();
-    let call = tokio::spawn(async move {
-        let params = CallToolRequestParams::new("testbed").with_arguments(
-            json!({"input": "call:test:hang:"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        peer.call_tool(params).await
-    });
+    let call = call_in_background(&client, "call:test:hang:");
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            scratch.events("call hang") >= 1
-        })
-        .await,
+        server_saw(&scratch, "call hang").await,
         "the upstream call started"
     );
     let server_pid = scratch.sessions()[0];

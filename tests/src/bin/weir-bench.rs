@@ -497,23 +497,7 @@ impl Bench {
                     }
                 });
                 let gateway: Arc<dyn weir_host::ToolGateway> = Arc::new(Remote(tx));
-                let sandbox = weir_host::sandbox::Sandbox::new(
-                    &weir_host::config::RunLimits::default(),
-                    None,
-                    self.scratch.clone(),
-                    Default::default(),
-                )
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-                let policy = weir_host::policy::Policy {
-                    allow: vec![
-                        weir_host::policy::ToolPattern::parse("*/*").map_err(anyhow::Error::msg)?,
-                    ],
-                    max_calls_per_run: u64::MAX / 2,
-                    ..weir_host::policy::Policy::default()
-                };
-                let bytes = std::fs::read(plugin("fanout"))?;
-                let digest = weir_host::plugins::sha256_hex(&bytes);
-                let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
+                let (sandbox, fanout) = self.bare_sandbox()?;
                 let t = Instant::now();
                 if side == "xthread-plugin" {
                     sandbox.run(&fanout, &job, gateway).await?;
@@ -547,6 +531,27 @@ impl Bench {
         Ok(())
     }
 
+    /// A sandbox of its own (no host, no sessions) with `fanout` loaded
+    /// under a policy that lets it call anything, as often as it likes.
+    fn bare_sandbox(&self) -> Result<(weir_host::sandbox::Sandbox, weir_host::Plugin)> {
+        let sandbox = weir_host::sandbox::Sandbox::new(
+            &weir_host::config::RunLimits::default(),
+            None,
+            self.scratch.clone(),
+            Default::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let policy = weir_host::policy::Policy {
+            allow: vec![weir_host::policy::ToolPattern::parse("*/*").map_err(anyhow::Error::msg)?],
+            max_calls_per_run: u64::MAX / 2,
+            ..weir_host::policy::Policy::default()
+        };
+        let bytes = std::fs::read(plugin("fanout"))?;
+        let digest = weir_host::plugins::sha256_hex(&bytes);
+        let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
+        Ok((sandbox, fanout))
+    }
+
     /// 1b. The sandbox's own share of a call: `fanout` against a gateway
     /// that answers at once, no server — guest, wasmtime and host glue.
     async fn sandbox_overhead(&mut self) -> Result<()> {
@@ -577,21 +582,7 @@ impl Bench {
             }
         }
         let n = if self.quick { 20_000 } else { 200_000 };
-        let sandbox = weir_host::sandbox::Sandbox::new(
-            &weir_host::config::RunLimits::default(),
-            None,
-            self.scratch.clone(),
-            Default::default(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let policy = weir_host::policy::Policy {
-            allow: vec![weir_host::policy::ToolPattern::parse("*/*").map_err(anyhow::Error::msg)?],
-            max_calls_per_run: u64::MAX / 2,
-            ..weir_host::policy::Policy::default()
-        };
-        let bytes = std::fs::read(plugin("fanout"))?;
-        let digest = weir_host::plugins::sha256_hex(&bytes);
-        let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
+        let (sandbox, fanout) = self.bare_sandbox()?;
         let job =
             json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
                 .to_string();
