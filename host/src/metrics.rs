@@ -54,6 +54,16 @@ pub struct RunLabels {
     pub outcome: String,
 }
 
+/// A server's present state, read at scrape time.
+#[derive(Debug, Clone)]
+pub struct ServerNow {
+    pub name: String,
+    pub live: usize,
+    /// Age of the oldest open session.
+    pub oldest: Option<Duration>,
+    pub circuit_open: bool,
+}
+
 /// Tool name recorded for calls to a tool the server does not have: a
 /// plugin may ask for any name, and each must not become a new series.
 pub const UNKNOWN_TOOL: &str = "(unknown)";
@@ -65,6 +75,7 @@ pub struct Metrics {
     restarts: Family<ServerLabel, Counter>,
     live_sessions: Family<ServerLabel, Gauge>,
     session_age: Family<ServerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    circuit_open: Family<ServerLabel, Gauge>,
     tool_calls: Family<ToolLabels, Counter>,
     tool_errors: Family<ToolErrorLabels, Counter>,
     tool_latency: Family<ToolLabels, Histogram>,
@@ -98,6 +109,7 @@ impl Metrics {
         let restarts = Family::default();
         let live_sessions = Family::default();
         let session_age = Family::default();
+        let circuit_open = Family::default();
         let tool_calls = Family::default();
         let tool_errors = Family::default();
         let tool_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
@@ -124,6 +136,11 @@ impl Metrics {
             "upstream_session_age_seconds",
             "Age of the oldest open session to an upstream server",
             session_age.clone(),
+        );
+        registry.register(
+            "upstream_circuit_open",
+            "1 while starts keep failing and calls to the server fail fast (circuit open)",
+            circuit_open.clone(),
         );
         registry.register(
             "tool_calls",
@@ -166,6 +183,7 @@ impl Metrics {
             restarts,
             live_sessions,
             session_age,
+            circuit_open,
             tool_calls,
             tool_errors,
             tool_latency,
@@ -242,20 +260,22 @@ impl Metrics {
     }
 
     /// The metrics as OpenMetrics text, with the present-tense gauges set
-    /// from `servers`: `(server, live sessions, oldest session's age)`.
-    pub fn render(
-        &self,
-        servers: impl IntoIterator<Item = (String, usize, Option<Duration>)>,
-    ) -> String {
+    /// from `servers`.
+    pub fn render(&self, servers: impl IntoIterator<Item = ServerNow>) -> String {
         let _one_at_a_time = self.scrape.lock();
-        for (server, live, age) in servers {
-            let label = ServerLabel { server };
+        for server in servers {
+            let label = ServerLabel {
+                server: server.name,
+            };
             self.live_sessions
                 .get_or_create(&label)
-                .set(i64::try_from(live).unwrap_or(i64::MAX));
+                .set(i64::try_from(server.live).unwrap_or(i64::MAX));
             self.session_age
                 .get_or_create(&label)
-                .set(age.map_or(0.0, |a| a.as_secs_f64()));
+                .set(server.oldest.map_or(0.0, |a| a.as_secs_f64()));
+            self.circuit_open
+                .get_or_create(&label)
+                .set(i64::from(server.circuit_open));
         }
         let mut text = String::new();
         // Writing into a String cannot fail.
@@ -324,11 +344,17 @@ mod tests {
         m.run_started("hello").finish("ok");
         drop(m.run_started("hello"));
         m.denial_counter("hello").inc();
-        let text = m.render([("time".to_owned(), 1, Some(Duration::from_secs(3)))]);
+        let text = m.render([ServerNow {
+            name: "time".to_owned(),
+            live: 1,
+            oldest: Some(Duration::from_secs(3)),
+            circuit_open: false,
+        }]);
         for line in [
             "weir_upstream_sessions_opened_total{server=\"time\"} 1",
             "weir_upstream_sessions_live{server=\"time\"} 1",
             "weir_upstream_session_age_seconds{server=\"time\"} 3.0",
+            "weir_upstream_circuit_open{server=\"time\"} 0",
             "weir_tool_calls_total{server=\"time\",tool=\"now\"} 1",
             "weir_tool_calls_total{server=\"time\",tool=\"(unknown)\"} 1",
             "weir_tool_errors_total{server=\"time\",tool=\"(unknown)\",kind=\"not-found\"} 1",

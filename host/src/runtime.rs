@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::gateway::ToolGateway;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ServerNow};
 use crate::plugins::{self, PluginError, PluginFile};
 use crate::sandbox::{Plugin, RunError, Sandbox};
 use crate::session::Sessions;
@@ -99,9 +99,11 @@ impl Host {
     /// serves).
     pub fn render_metrics(&self) -> String {
         self.metrics
-            .render(self.sessions.stats().into_iter().map(|s| {
-                let oldest = s.session_ages.iter().max().copied();
-                (s.name, s.session_ages.len(), oldest)
+            .render(self.sessions.stats().into_iter().map(|s| ServerNow {
+                live: s.session_ages.len(),
+                oldest: s.session_ages.iter().max().copied(),
+                circuit_open: s.circuit_open,
+                name: s.name,
             }))
     }
 

@@ -89,6 +89,8 @@ pub struct ServerRow {
     pub sessions_opened: f64,
     pub restarts: f64,
     pub oldest_session_s: f64,
+    /// Starts keep failing; calls fail fast.
+    pub circuit_open: bool,
 }
 
 /// One upstream tool.
@@ -163,6 +165,10 @@ pub fn summarize(samples: &[Sample]) -> Stats {
             "weir_upstream_session_age_seconds" => {
                 let (k, row) = server();
                 servers.entry(k).or_insert(row).oldest_session_s = s.value;
+            }
+            "weir_upstream_circuit_open" => {
+                let (k, row) = server();
+                servers.entry(k).or_insert(row).circuit_open = s.value > 0.0;
             }
             "weir_tool_calls_total" => tool_row(&mut tools, tool_key()).calls += s.value,
             "weir_tool_errors_total" => tool_row(&mut tools, tool_key()).errors += s.value,
@@ -299,19 +305,20 @@ pub async fn fetch_metrics(base: &str) -> Result<String, String> {
     Ok(body.to_owned())
 }
 
-const SERVER_HEADER: [&str; 5] = [
+const SERVER_HEADER: [&str; 6] = [
     "server",
     "sessions open",
     "opened since start",
     "restarts",
     "oldest session",
+    "circuit",
 ];
 const TOOL_HEADER: [&str; 5] = ["tool", "calls", "errors", "p50", "p99"];
 const PLUGIN_HEADER: [&str; 8] = [
     "plugin", "runs", "ok", "traps", "timeouts", "denials", "running", "p50",
 ];
 
-fn server_rows(stats: &Stats) -> Vec<[String; 5]> {
+fn server_rows(stats: &Stats) -> Vec<[String; 6]> {
     stats
         .servers
         .iter()
@@ -322,6 +329,7 @@ fn server_rows(stats: &Stats) -> Vec<[String; 5]> {
                 s.sessions_opened.to_string(),
                 s.restarts.to_string(),
                 format!("{:.0} s", s.oldest_session_s),
+                if s.circuit_open { "OPEN" } else { "closed" }.to_owned(),
             ]
         })
         .collect()

@@ -115,7 +115,7 @@ async fn failing_starts_open_the_circuit_then_recover() {
     std::fs::write(scratch.fail_start_flag(), b"").expect("flag");
     let host = scratch.host(json!({
         "backoff_base_secs": 0.05, "backoff_max_secs": 0.2,
-        "circuit_threshold": 5, "circuit_cooldown_secs": 1.5
+        "circuit_threshold": 5, "circuit_cooldown_secs": 3.0
     }));
     let testbed = load(&host, "testbed");
     let call = r#"call:test:echo:{"message":"hi"}"#;
@@ -144,6 +144,11 @@ async fn failing_starts_open_the_circuit_then_recover() {
         "the server's stderr is quoted: {}",
         outcomes[0]
     );
+    // Operators see it: the metrics (and so `weir stats` and the status
+    // page) say the circuit is open, until the probe closes it.
+    let open = "weir_upstream_circuit_open{server=\"test\"} 1";
+    let metrics = host.render_metrics();
+    assert!(metrics.lines().any(|l| l == open), "{metrics}");
 
     std::fs::remove_file(scratch.fail_start_flag()).expect("fix the server");
     let recovered = eventually(Duration::from_secs(10), || async {
@@ -151,6 +156,8 @@ async fn failing_starts_open_the_circuit_then_recover() {
     })
     .await;
     assert!(recovered, "the probe after the cool-down succeeds");
+    let closed = "weir_upstream_circuit_open{server=\"test\"} 0";
+    assert!(host.render_metrics().lines().any(|l| l == closed));
     assert_eq!(
         scratch.events("start-failed"),
         5,

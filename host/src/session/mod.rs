@@ -47,6 +47,8 @@ pub struct ServerStats {
     pub restarts: u64,
     /// How long each open session has been open.
     pub session_ages: Vec<std::time::Duration>,
+    /// Starts keep failing: calls fail fast until the cool-down ends.
+    pub circuit_open: bool,
     /// Processes of the sessions open now (stdio servers).
     pub pids: Vec<u32>,
     /// The MCP revision an open session negotiated, if one is open.
@@ -234,6 +236,7 @@ impl Sessions {
                 sessions_opened: u.shared().opened.get(),
                 restarts: u.shared().restarts.get(),
                 session_ages: u.session_ages(),
+                circuit_open: u.circuit_open(),
                 pids: u.pids(),
                 protocol: u.protocol(),
             })

@@ -64,6 +64,10 @@ impl Pool {
         self.slots.iter().find_map(Slot::protocol)
     }
 
+    fn circuit_open(&self) -> bool {
+        self.slots.iter().any(Slot::circuit_open)
+    }
+
     fn session_ages(&self) -> impl Iterator<Item = Duration> + '_ {
         self.slots.iter().filter_map(Slot::session_age)
     }
@@ -188,6 +192,11 @@ impl Upstream {
     /// The protocol revision of some open session, if any is open.
     pub fn protocol(&self) -> Option<String> {
         self.all_pools().iter().find_map(|p| p.protocol())
+    }
+
+    /// Whether the circuit of any of its slots is open.
+    pub fn circuit_open(&self) -> bool {
+        self.all_pools().iter().any(|p| p.circuit_open())
     }
 
     /// How long each open session has been open.

@@ -151,6 +151,18 @@ impl Slot {
         self.current_alive().map(|l| l.protocol.clone())
     }
 
+    /// Whether the circuit is open: starts failed `circuit_threshold` times
+    /// in a row and calls fail fast until the cool-down ends. (A start in
+    /// progress holds the gate: that is not an open circuit.)
+    pub fn circuit_open(&self) -> bool {
+        self.gate.try_lock().is_ok_and(|backoff| {
+            matches!(
+                backoff.verdict(Instant::now(), &self.server.settings),
+                Verdict::Open(_)
+            )
+        })
+    }
+
     /// How long the open session has been open.
     pub fn session_age(&self) -> Option<Duration> {
         self.current_alive().map(|l| l.opened_at.elapsed())
