@@ -133,13 +133,30 @@ pub async fn check(host: &Host) -> Report {
     .await;
 
     let (plugins, plugins_note) = match host.load_all() {
-        Ok(loaded) => (
-            loaded
-                .into_iter()
-                .map(|(name, plugin)| plugin_check(host, name, plugin))
-                .collect(),
-            None,
-        ),
+        Ok(loaded) => {
+            let mut checks = Vec::new();
+            for (name, plugin) in loaded {
+                // Loaded is not enough: it must instantiate under its limits.
+                let instantiated = match &plugin {
+                    Ok(p) => host.instantiate_only(p).await.err(),
+                    Err(_) => None,
+                };
+                let mut check = plugin_check(host, name, plugin);
+                if let Some(error) = instantiated {
+                    check.ok = false;
+                    check.next_step = Some(match error {
+                        crate::sandbox::RunError::MemoryLimit(_) => format!(
+                            "raise its memory limit (weir.plugins.{}.memory_limit_mb)",
+                            check.name
+                        ),
+                        _ => "rebuild it; if it persists, report the error".into(),
+                    });
+                    check.error = Some(format!("cannot be instantiated: {error}"));
+                }
+                checks.push(check);
+            }
+            (checks, None)
+        }
         Err(PluginError::NoDirectory(_)) => (
             Vec::new(),
             Some("no plugins directory (pass --plugins DIR, or set weir.plugins_dir)".to_owned()),

@@ -241,6 +241,13 @@ impl Host {
         }
     }
 
+    /// Instantiates `plugin` without running it (see
+    /// [`Sandbox::instantiate_only`]).
+    pub async fn instantiate_only(&self, plugin: &Plugin) -> Result<(), RunError> {
+        let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
+        self.sandbox.instantiate_only(plugin, gateway).await
+    }
+
     /// A graceful stop: takes no new runs, lets the runs in flight finish
     /// for up to `grace`, then [`shutdown`](Host::shutdown)s. Returns how
     /// many runs were still going when the grace ran out.

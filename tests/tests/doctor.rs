@@ -14,7 +14,11 @@ fn doctor_setup(scratch: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
     let mut silent = scratch.test_server(json!({"startup_timeout_secs": 2}));
     silent["env"]["WEIR_TEST_HANG_START"] = json!("1");
     let config = scratch.config(
-        json!({"builtin": false, "default_policy": {"allow": ["test/*", "search/*"]}}),
+        json!({
+            "builtin": false,
+            "default_policy": {"allow": ["test/*", "search/*"]},
+            "plugins": {"tiny": {"memory_limit_mb": 1, "allow": ["test/*"]}},
+        }),
         json!({
             "missing": {"command": "weir-no-such-command", "args": ["--stdio"]},
             "silent": silent,
@@ -23,6 +27,8 @@ fn doctor_setup(scratch: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
     let plugins = scratch.dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins dir");
     std::fs::copy(plugin_path("hello"), plugins.join("hello.wasm")).expect("copy");
+    // Loads, but its memory does not fit the 1 MiB it is granted.
+    std::fs::copy(plugin_path("hello"), plugins.join("tiny.wasm")).expect("copy");
     std::fs::write(plugins.join("broken.wasm"), b"\0asm\x01\0\0\0").expect("core module");
     (config, plugins)
 }
@@ -77,6 +83,12 @@ fn doctor_gives_a_verdict_and_a_next_step_per_server_and_plugin() {
         text.contains("wasm32-wasip2"),
         "the next step for a core module:\n{text}"
     );
+    assert!(line("tiny").contains("FAIL"), "{text}");
+    assert!(
+        text.contains("tiny: cannot be instantiated: the plugin reached its memory limit of 1 MiB")
+            && text.contains("weir.plugins.tiny.memory_limit_mb"),
+        "{text}"
+    );
     assert!(
         text.contains("allows `search/*`, but no configured server matches `search`"),
         "{text}"
@@ -115,7 +127,11 @@ fn doctor_gives_a_verdict_and_a_next_step_per_server_and_plugin() {
         .collect();
     assert_eq!(
         plugins,
-        [("broken".to_owned(), false), ("hello".to_owned(), true)]
+        [
+            ("broken".to_owned(), false),
+            ("hello".to_owned(), true),
+            ("tiny".to_owned(), false)
+        ]
     );
 }
 

@@ -272,6 +272,79 @@ impl Sandbox {
         Ok(component)
     }
 
+    /// A fresh store for one run of `plugin`: its state, memory limiter,
+    /// epoch deadline and CPU budget.
+    fn store(
+        &self,
+        plugin: &Plugin,
+        caller: Caller,
+        gateway: Arc<dyn ToolGateway>,
+        scratch: Option<&std::path::Path>,
+        progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Store<RunState>, RunError> {
+        let policy = &plugin.policy;
+        let state = RunState::new(
+            caller,
+            gateway,
+            plugin.policy.clone(),
+            plugin.rate.clone(),
+            scratch,
+        )
+        .map_err(|e| RunError::Instantiate(format!("cannot open the scratch directory: {e}")))?;
+        let state = RunState {
+            denials: Some(plugin.denials.clone()),
+            progress,
+            ..state
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        // Every tick the guest runs, it yields (so the deadline's timer can
+        // fire) and spends one tick of its CPU budget. Time waiting in a
+        // host call costs at most the one tick noticed on return.
+        let budget_ticks = policy
+            .cpu_time
+            .map(|t| (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if budget_ticks.is_some_and(|b| state.cpu_ticks > b) {
+                state.cpu_exhausted = true;
+                return Err(wasmtime::Error::msg("CPU budget exhausted"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(store)
+    }
+
+    /// Instantiates `plugin` in a fresh store and drops it without calling
+    /// `run`: proves the plugin can be instantiated under its limits (a
+    /// memory limit below what it declares fails here), and times
+    /// instantiation alone.
+    pub async fn instantiate_only(
+        &self,
+        plugin: &Plugin,
+        gateway: Arc<dyn ToolGateway>,
+    ) -> Result<(), RunError> {
+        let caller = Caller {
+            plugin: plugin.name.clone(),
+            call_timeout: plugin.policy.call_timeout,
+        };
+        let mut store = self.store(plugin, caller, gateway, None, None)?;
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                if store.data().limiter.memory_denied {
+                    RunError::MemoryLimit(store.data().limiter.memory_bytes)
+                } else {
+                    RunError::Instantiate(format!("{e:#}"))
+                }
+            })
+    }
+
     /// Runs a plugin once on `input`, in a fresh store. Every failure ends
     /// this run only and says which limit or fault ended it.
     pub async fn run(
@@ -307,37 +380,13 @@ impl Sandbox {
         } else {
             None
         };
-        let state = RunState::new(
+        let mut store = self.store(
+            plugin,
             caller,
             gateway,
-            plugin.policy.clone(),
-            plugin.rate.clone(),
             scratch.as_ref().map(|s| s.path()),
-        )
-        .map_err(|e| RunError::Instantiate(format!("cannot open the scratch directory: {e}")))?;
-        let state = RunState {
-            denials: Some(plugin.denials.clone()),
             progress,
-            ..state
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        // Every tick the guest runs, it yields (so the deadline's timer can
-        // fire) and spends one tick of its CPU budget. Time waiting in a
-        // host call costs at most the one tick noticed on return.
-        let budget_ticks = policy
-            .cpu_time
-            .map(|t| (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if budget_ticks.is_some_and(|b| state.cpu_ticks > b) {
-                state.cpu_exhausted = true;
-                return Err(wasmtime::Error::msg("CPU budget exhausted"));
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
+        )?;
 
         let outcome = tokio::time::timeout(policy.deadline, async {
             let agent: Agent = plugin

@@ -67,6 +67,8 @@ pub enum ServeError {
     },
     #[error("the MCP session on stdio failed: {0}")]
     Stdio(String),
+    #[error("loading the plugins stopped unexpectedly: {0}")]
+    Loading(String),
 }
 
 /// Serves until `shutdown` resolves (or, on stdio, the client hangs up),
@@ -86,7 +88,7 @@ pub async fn serve(
         let catalog = catalog.clone();
         tokio::task::spawn_blocking(move || catalog.rescan())
             .await
-            .map_err(|e| ServeError::Stdio(format!("loading plugins stopped: {e}")))??
+            .map_err(|e| ServeError::Loading(e.to_string()))??
     };
     let clients = Arc::new(Clients::default());
     let stop = CancellationToken::new();

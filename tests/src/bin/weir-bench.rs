@@ -703,6 +703,25 @@ impl Bench {
                 label.into(),
                 json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
             );
+            // Instantiation alone: fresh store and instance from the
+            // `InstancePre`, dropped without running.
+            let mut each = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                host.instantiate_only(&testbed).await?;
+                each.push(t.elapsed());
+            }
+            each.sort();
+            let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
+            self.row(
+                &format!("instantiation alone (fresh store + instance), {label}"),
+                format!("{:.1} µs", p50.as_secs_f64() * 1e6),
+                format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
+            );
+            figures.insert(
+                format!("instantiation only, {label}"),
+                json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
+            );
             host.shutdown().await;
         }
         let cache = self.scratch.join("cache");
