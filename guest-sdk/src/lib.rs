@@ -193,6 +193,55 @@ pub fn call_tool_json(server: &str, tool: &str, arguments: &str) -> Result<ToolR
     ToolResult::from_json(&json)
 }
 
+/// One call of a batch for [`call_tools`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub server: String,
+    pub tool: String,
+    /// The arguments as JSON text (an object; empty for none).
+    pub arguments: String,
+}
+
+impl Call {
+    /// A call of `tool` on `server` with `arguments` (anything that
+    /// serializes to a JSON object).
+    pub fn new<A: Serialize + ?Sized>(
+        server: &str,
+        tool: &str,
+        arguments: &A,
+    ) -> Result<Self, CallError> {
+        Ok(Self {
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            arguments: serde_json::to_string(arguments).map_err(|e| {
+                CallError::InvalidArguments(format!("cannot serialize the arguments: {e}"))
+            })?,
+        })
+    }
+}
+
+/// Makes several tool calls at once — what an LLM's parallel tool calls
+/// ask for. The host runs them concurrently on its shared sessions (up to
+/// the plugin's `max_parallel_calls` at a time); the results come back in
+/// the order of `calls`, each as [`call_tool`] would return it.
+pub fn call_tools(calls: &[Call]) -> Vec<Result<ToolResult, CallError>> {
+    let wire: Vec<mcp::Call> = calls
+        .iter()
+        .map(|c| mcp::Call {
+            server: c.server.clone(),
+            tool: c.tool.clone(),
+            arguments: c.arguments.clone(),
+        })
+        .collect();
+    mcp::call_tools(&wire)
+        .into_iter()
+        .map(|r| {
+            r.map_err(CallError::from)
+                .and_then(|json| ToolResult::from_json(&json))
+        })
+        .collect()
+}
+
 /// Every tool the plugin may call, from the host's cache.
 pub fn list_tools() -> Vec<Tool> {
     mcp::list_tools()

@@ -65,6 +65,8 @@ pub struct Policy {
     pub max_calls_per_run: u64,
     /// Runs of this plugin in flight at once.
     pub max_concurrent_runs: usize,
+    /// Calls of one `call-tools` batch in flight at once.
+    pub max_parallel_calls: usize,
     /// Sustained tool calls per second across the plugin's runs, with a
     /// burst of as many; `None`: unlimited.
     pub calls_per_second: Option<f64>,
@@ -93,6 +95,7 @@ impl Default for Policy {
             allow: Vec::new(),
             max_calls_per_run: 10_000,
             max_concurrent_runs: 64,
+            max_parallel_calls: 16,
             calls_per_second: None,
             max_argument_bytes: 1 << 20,
             max_result_bytes: 16 << 20,
@@ -115,6 +118,7 @@ pub struct PolicySpec {
     pub allow: Option<Vec<String>>,
     pub max_calls_per_run: Option<u64>,
     pub max_concurrent_runs: Option<usize>,
+    pub max_parallel_calls: Option<usize>,
     pub calls_per_second: Option<f64>,
     pub max_argument_bytes: Option<usize>,
     pub max_result_bytes: Option<usize>,
@@ -138,6 +142,7 @@ impl PolicySpec {
         }
         set(&mut p.max_calls_per_run, self.max_calls_per_run);
         set(&mut p.max_concurrent_runs, self.max_concurrent_runs);
+        set(&mut p.max_parallel_calls, self.max_parallel_calls);
         if let Some(rate) = self.calls_per_second {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(format!("calls_per_second: {rate} is not a positive number"));
@@ -166,6 +171,9 @@ impl PolicySpec {
         if p.max_concurrent_runs == 0 {
             return Err("max_concurrent_runs: must be at least 1".into());
         }
+        if p.max_parallel_calls == 0 {
+            return Err("max_parallel_calls: must be at least 1".into());
+        }
         Ok(p)
     }
 
@@ -185,6 +193,7 @@ impl PolicySpec {
             },
             max_calls_per_run: asked.max_calls_per_run.min(base.max_calls_per_run),
             max_concurrent_runs: asked.max_concurrent_runs.min(base.max_concurrent_runs),
+            max_parallel_calls: asked.max_parallel_calls.min(base.max_parallel_calls),
             calls_per_second: match (asked.calls_per_second, base.calls_per_second) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => b.or(a),

@@ -227,7 +227,7 @@ fn list_shows_servers_and_tools() {
         "  hello",
         "ok",
         "  builtin (5 tools, MCP 20",
-        "  test (12 tools, MCP 20",
+        "  test (13 tools, MCP 20",
         "    sleep",
         "    kv_set",
     ] {

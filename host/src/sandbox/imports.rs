@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use super::state::RunState;
 use crate::config::ALIAS_SERVER;
+use futures::StreamExt;
+
 use crate::gateway::{CallError, ToolInfo, parse_arguments};
 
 wasmtime::component::bindgen!({
@@ -23,37 +25,62 @@ impl mcp::Host for RunState {
         tool: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, mcp::CallError>> {
-        self.calls += 1;
-        if let Some(progress) = &self.progress {
-            progress.store(self.calls, std::sync::atomic::Ordering::Relaxed);
-        }
-        // One call past the budget is denied, so the plugin can notice; a
-        // plugin that keeps calling after that is flooding, and its run ends.
-        if self.calls > self.policy.max_calls_per_run.saturating_add(1) {
-            self.call_budget_exhausted = true;
-            return Err(wasmtime::Error::msg("call budget exhausted"));
-        }
         let started = Instant::now();
-        let result = self.checked_call(&server, &tool, &arguments).await;
-        if let (Err(CallError::Denied(_)), Some(denials)) = (&result, &self.denials) {
-            denials.inc();
-        }
-        // The audit trail: every call, allowed or not. Sizes only, never
-        // the arguments themselves: they may hold secrets.
-        tracing::info!(
-            target: "weir::audit",
-            plugin = %self.caller.plugin,
-            server = %server,
-            tool = %tool,
-            allowed = !matches!(result, Err(CallError::Denied(_))),
-            outcome = result.as_ref().map_or_else(CallError::kind, |_| "ok"),
-            error = result.as_ref().err().map(tracing::field::display),
-            bytes_in = arguments.len(),
-            bytes_out = result.as_ref().map_or(0, String::len),
-            micros = started.elapsed().as_micros() as u64,
-            "call-tool"
-        );
+        let result = match self.prepare(&server, &tool, &arguments).await? {
+            Ok(call) => {
+                let result = dispatch(self.gateway.as_ref(), &self.caller, call).await;
+                self.check_result(result)
+            }
+            Err(e) => Err(e),
+        };
+        self.record(&server, &tool, arguments.len(), &result, started);
         Ok(result.map_err(Into::into))
+    }
+
+    async fn call_tools(
+        &mut self,
+        calls: Vec<mcp::Call>,
+    ) -> wasmtime::Result<Vec<Result<String, mcp::CallError>>> {
+        let started = Instant::now();
+        // Checked and counted one by one, in order, like single calls...
+        let mut prepared = Vec::with_capacity(calls.len());
+        for call in &calls {
+            prepared.push(
+                self.prepare(&call.server, &call.tool, &call.arguments)
+                    .await?,
+            );
+        }
+        // ...then made at once, at most `max_parallel_calls` in flight;
+        // `buffered` hands the results back in request order.
+        let (gateway, caller) = (self.gateway.clone(), self.caller.clone());
+        let results: Vec<Result<String, CallError>> =
+            futures::stream::iter(prepared.into_iter().map(|p| {
+                let (gateway, caller) = (gateway.clone(), caller.clone());
+                async move {
+                    match p {
+                        Ok(call) => dispatch(gateway.as_ref(), &caller, call).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }))
+            .buffered(self.policy.max_parallel_calls)
+            .collect()
+            .await;
+        Ok(calls
+            .iter()
+            .zip(results)
+            .map(|(call, result)| {
+                let result = self.check_result(result);
+                self.record(
+                    &call.server,
+                    &call.tool,
+                    call.arguments.len(),
+                    &result,
+                    started,
+                );
+                result.map_err(Into::into)
+            })
+            .collect())
     }
 
     async fn list_tools(&mut self) -> wasmtime::Result<Vec<mcp::Tool>> {
@@ -77,15 +104,62 @@ impl mcp::Host for RunState {
     }
 }
 
+/// A call that passed the policy, ready to go out.
+struct Prepared {
+    server: String,
+    tool: String,
+    arguments: Option<crate::gateway::Arguments>,
+    /// The alias it was called by, if any (for error messages).
+    alias: Option<String>,
+}
+
+/// Makes a prepared call on the gateway.
+async fn dispatch(
+    gateway: &dyn crate::gateway::ToolGateway,
+    caller: &crate::gateway::Caller,
+    call: Prepared,
+) -> Result<String, CallError> {
+    gateway
+        .call_tool(caller, &call.server, &call.tool, call.arguments)
+        .await
+        .map_err(|e| match (&call.alias, e) {
+            (Some(alias), CallError::NotFound(m)) => {
+                CallError::NotFound(format!("alias `{alias}`: {m}"))
+            }
+            (_, e) => e,
+        })
+}
+
 impl RunState {
-    /// Policy first (grant, budget, sizes, rate), then the call itself.
-    async fn checked_call(
+    /// Counts the call against the run's budget, then applies the policy
+    /// (grant, sizes, alias, rate) and reads the arguments. The outer error
+    /// ends the run: a plugin that keeps calling past its budget is
+    /// flooding.
+    async fn prepare(
         &mut self,
         server: &str,
         tool: &str,
         arguments: &str,
-    ) -> Result<String, CallError> {
-        let original_tool = tool;
+    ) -> wasmtime::Result<Result<Prepared, CallError>> {
+        self.calls += 1;
+        if let Some(progress) = &self.progress {
+            progress.store(self.calls, std::sync::atomic::Ordering::Relaxed);
+        }
+        // One call past the budget is denied, so the plugin can notice; a
+        // plugin that keeps calling after that is flooding, and its run ends.
+        if self.calls > self.policy.max_calls_per_run.saturating_add(1) {
+            self.call_budget_exhausted = true;
+            return Err(wasmtime::Error::msg("call budget exhausted"));
+        }
+        Ok(self.checked(server, tool, arguments).await)
+    }
+
+    async fn checked(
+        &mut self,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+    ) -> Result<Prepared, CallError> {
         self.policy
             .check_call(server, tool, self.calls, arguments.len())
             .map_err(CallError::Denied)?;
@@ -116,26 +190,30 @@ impl RunState {
                 }
             }
         }
-        let mut args = parse_arguments(arguments)?;
-        let (server, tool) = match &alias {
+        let arguments = parse_arguments(arguments)?;
+        Ok(match alias {
             Some(alias) => {
-                let mut merged = alias.arguments.clone();
-                merged.extend(args.unwrap_or_default());
-                args = (!merged.is_empty()).then_some(merged);
-                (alias.server.as_str(), alias.tool.as_str())
-            }
-            None => (server, tool),
-        };
-        let result = self
-            .gateway
-            .call_tool(&self.caller, server, tool, args)
-            .await
-            .map_err(|e| match (&alias, e) {
-                (Some(_), CallError::NotFound(m)) => {
-                    CallError::NotFound(format!("alias `{}`: {m}", original_tool))
+                let mut merged = alias.arguments;
+                merged.extend(arguments.unwrap_or_default());
+                Prepared {
+                    server: alias.server,
+                    tool: alias.tool,
+                    arguments: (!merged.is_empty()).then_some(merged),
+                    alias: Some(tool.to_owned()),
                 }
-                (_, e) => e,
-            })?;
+            }
+            None => Prepared {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                arguments,
+                alias: None,
+            },
+        })
+    }
+
+    /// A result the plugin may receive: within its size limit.
+    fn check_result(&self, result: Result<String, CallError>) -> Result<String, CallError> {
+        let result = result?;
         if result.len() > self.policy.max_result_bytes {
             return Err(CallError::Denied(format!(
                 "the result is {} bytes, more than the {} this plugin may receive",
@@ -144,6 +222,34 @@ impl RunState {
             )));
         }
         Ok(result)
+    }
+
+    /// The audit trail and the denial count: every call, allowed or not.
+    /// Sizes only, never the arguments themselves: they may hold secrets.
+    fn record(
+        &self,
+        server: &str,
+        tool: &str,
+        bytes_in: usize,
+        result: &Result<String, CallError>,
+        started: Instant,
+    ) {
+        if let (Err(CallError::Denied(_)), Some(denials)) = (result, &self.denials) {
+            denials.inc();
+        }
+        tracing::info!(
+            target: "weir::audit",
+            plugin = %self.caller.plugin,
+            server = %server,
+            tool = %tool,
+            allowed = !matches!(result, Err(CallError::Denied(_))),
+            outcome = result.as_ref().map_or_else(CallError::kind, |_| "ok"),
+            error = result.as_ref().err().map(tracing::field::display),
+            bytes_in,
+            bytes_out = result.as_ref().map_or(0, String::len),
+            micros = started.elapsed().as_micros() as u64,
+            "call-tool"
+        );
     }
 }
 

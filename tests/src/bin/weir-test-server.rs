@@ -53,6 +53,8 @@ struct TestServer {
     kv: Arc<Mutex<HashMap<String, String>>>,
     /// In HTTP mode, the sessions `expire_sessions` drops.
     http_sessions: Option<Arc<LocalSessionManager>>,
+    /// `nap` calls in flight now.
+    napping: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -111,6 +113,7 @@ impl TestServer {
             late: Arc::default(),
             kv: Arc::default(),
             http_sessions,
+            napping: Arc::default(),
         }
     }
 
@@ -138,6 +141,17 @@ impl TestServer {
     async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
         tokio::time::sleep(Duration::from_millis(args.ms)).await;
         text("slept")
+    }
+
+    #[tool(
+        description = "Sleeps `ms` milliseconds, then answers `napped MS`; logs how many naps were in flight as it started (`nap-concurrency N`)."
+    )]
+    async fn nap(&self, Parameters(args): Parameters<SleepArgs>) -> CallToolResult {
+        let now = self.napping.fetch_add(1, Ordering::SeqCst) + 1;
+        append("WEIR_TEST_EVENTS", &format!("nap-concurrency {now}"));
+        tokio::time::sleep(Duration::from_millis(args.ms)).await;
+        self.napping.fetch_sub(1, Ordering::SeqCst);
+        text(format!("napped {}", args.ms))
     }
 
     #[tool(description = "Never answers.")]

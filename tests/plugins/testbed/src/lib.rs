@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use weir_guest::{CallError, agent, call_tool, call_tool_json, list_tools};
+use weir_guest::{Call, CallError, agent, call_tool, call_tool_json, call_tools, list_tools};
 
 #[agent]
 fn run(input: &str) -> Result<String, String> {
@@ -88,6 +88,7 @@ fn run(input: &str) -> Result<String, String> {
             Ok(call_result(call_tool_json("test", "echo", text)))
         }
         "scratch" => Ok(scratch()),
+        "batch" => batch(arg),
         "recurse" => Ok(recurse(0).to_string()),
         "bigresult" => {
             let mb: usize = arg.parse().map_err(|_| "bigresult:<mb>")?;
@@ -275,4 +276,19 @@ fn raw_sockets() -> String {
 #[cfg(not(target_arch = "wasm32"))]
 fn raw_sockets() -> String {
     "only meaningful in wasm".to_owned()
+}
+
+/// `batch:N:MS`: N calls of the test server's `nap` (MS ms each, the
+/// i-th asking for MS + i so results are told apart), in one `call-tools`;
+/// the outcomes in order, comma-separated.
+fn batch(arg: &str) -> Result<String, String> {
+    let (n, ms) = arg.split_once(':').ok_or("batch:<n>:<ms>")?;
+    let n: u64 = n.parse().map_err(|_| "batch:<n>:<ms>")?;
+    let ms: u64 = ms.parse().map_err(|_| "batch:<n>:<ms>")?;
+    let calls = (0..n)
+        .map(|i| Call::new("test", "nap", &json!({ "ms": ms + i })))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let outcomes: Vec<String> = call_tools(&calls).into_iter().map(call_result).collect();
+    Ok(outcomes.join(","))
 }
