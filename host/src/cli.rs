@@ -62,6 +62,9 @@ enum Command {
     Doctor(DoctorArgs),
     /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
     Stats(StatsArgs),
+    /// What a plugin is before you trust it: world, imports, exports,
+    /// manifest, the policy it would run under, sha256.
+    Inspect(InspectArgs),
     /// Serve the built-in MCP server on stdio (weir starts this itself).
     #[command(name = "builtin-server", hide = true)]
     BuiltinServer,
@@ -90,6 +93,17 @@ struct RunArgs {
     /// Read the plugin's input from this file.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// A .wasm file, or the name of a plugin in the plugins directory.
+    plugin: String,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -164,6 +178,7 @@ pub fn main() -> ExitCode {
                 Command::Serve(args) => serve(args).await,
                 Command::Doctor(args) => doctor(args).await,
                 Command::Stats(args) => stats(args).await,
+                Command::Inspect(args) => inspect(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
                     .await
                     .map(|()| ExitCode::SUCCESS)
@@ -336,6 +351,135 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect(args: InspectArgs) -> Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let host = Host::new(config, None)?;
+    let file = host.read(&args.plugin)?;
+    let shape = tokio::task::block_in_place(|| host.shape(&file));
+    let (policy, pin) = host.config().grant_for(&file.name);
+    let effective = tokio::task::block_in_place(|| host.load_file(&file));
+    let manifest = file.manifest.clone().unwrap_or_default();
+    let report = serde_json::json!({
+        "file": file.location,
+        "name": file.name,
+        "bytes": file.bytes.len(),
+        "sha256": file.sha256,
+        "pinned": pin.map(|p| p == file.sha256),
+        "kind": match &shape {
+            Ok(_) => "component",
+            Err(PluginError::Load(crate::sandbox::LoadError::CoreModule(_))) => "core module",
+            Err(PluginError::Load(crate::sandbox::LoadError::NotWasm(_))) => "not WebAssembly",
+            Err(_) => "invalid",
+        },
+        "world": match &shape {
+            Ok(s) => match &s.links {
+                Ok(()) => serde_json::json!({"targets": "weir:agent/agent@0.1.0", "ok": true}),
+                Err(why) => serde_json::json!({"ok": false, "error": why}),
+            },
+            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+        },
+        "imports": shape.as_ref().map(|s| s.imports.clone()).unwrap_or_default(),
+        "exports": shape.as_ref().map(|s| s.exports.clone()).unwrap_or_default(),
+        "manifest": {
+            "version": manifest.version,
+            "description": manifest.description,
+            "input_schema": manifest.input_schema,
+            "asks": manifest.policy.as_ref().and_then(|p| p.allow.clone()),
+        },
+        "grant": policy.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "runs_under": match &effective {
+            Ok(p) => serde_json::json!({
+                "allow": p.policy().allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "memory_mb": p.policy().memory_bytes >> 20,
+                "deadline_secs": p.policy().deadline.as_secs_f64(),
+                "max_calls_per_run": p.policy().max_calls_per_run,
+                "max_parallel_calls": p.policy().max_parallel_calls,
+                "scratch_dir": p.policy().scratch_dir,
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        },
+    });
+    host.shutdown().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_inspection(&report));
+    }
+    Ok(if report["world"]["ok"] == true && effective.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `weir inspect` for a person: the facts first, then what it reaches.
+fn render_inspection(r: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let list = |v: &serde_json::Value| {
+        let items: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default();
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut out = String::new();
+    out.push_str(&format!("plugin      {}\n", text(&r["name"])));
+    out.push_str(&format!(
+        "file        {} ({} bytes)\n",
+        text(&r["file"]),
+        r["bytes"]
+    ));
+    out.push_str(&format!(
+        "sha256      {}{}\n",
+        text(&r["sha256"]),
+        match r["pinned"].as_bool() {
+            Some(true) => " (matches its pin)",
+            Some(false) => " (DOES NOT match its pin)",
+            None => "",
+        }
+    ));
+    out.push_str(&format!("kind        {}\n", text(&r["kind"])));
+    out.push_str(&format!(
+        "world       {}\n",
+        if r["world"]["ok"] == true {
+            format!("{} (links)", text(&r["world"]["targets"]))
+        } else {
+            format!("does not link: {}", text(&r["world"]["error"]))
+        }
+    ));
+    out.push_str(&format!("imports     {}\n", list(&r["imports"])));
+    out.push_str(&format!("exports     {}\n", list(&r["exports"])));
+    out.push_str(&format!(
+        "manifest    version {}; {}\n",
+        text(&r["manifest"]["version"]),
+        text(&r["manifest"]["description"])
+    ));
+    out.push_str(&format!("asks for    {}\n", list(&r["manifest"]["asks"])));
+    out.push_str(&format!("granted     {}\n", list(&r["grant"])));
+    let runs = &r["runs_under"];
+    out.push_str(&match runs.get("error") {
+        Some(e) => format!("runs under  cannot load: {}\n", text(e)),
+        None => format!(
+            "runs under  may call {}; {} MiB; deadline {} s; {} calls per run, {} at once{}\n",
+            list(&runs["allow"]),
+            runs["memory_mb"],
+            runs["deadline_secs"],
+            runs["max_calls_per_run"],
+            runs["max_parallel_calls"],
+            if runs["scratch_dir"] == true {
+                "; a scratch dir"
+            } else {
+                ""
+            }
+        ),
+    });
+    out
 }
 
 async fn stats(args: StatsArgs) -> Result<ExitCode> {

@@ -241,6 +241,14 @@ impl Host {
         }
     }
 
+    /// What a plugin file imports and exports and whether it links (see
+    /// [`Sandbox::shape`]).
+    pub fn shape(&self, file: &PluginFile) -> Result<crate::sandbox::Shape, PluginError> {
+        Ok(self
+            .sandbox
+            .shape(&file.location, &file.bytes, &file.sha256)?)
+    }
+
     /// Instantiates `plugin` without running it (see
     /// [`Sandbox::instantiate_only`]).
     pub async fn instantiate_only(&self, plugin: &Plugin) -> Result<(), RunError> {

@@ -235,3 +235,58 @@ fn list_shows_servers_and_tools() {
     }
     assert!(!alive(scratch.sessions()[0]));
 }
+
+/// `weir inspect` tells an operator what a file is before trusting it: a
+/// good plugin's world, imports, exports, manifest and policy; a core
+/// module and a garbage file each get their verdict and a non-zero exit.
+#[test]
+fn inspect_reports_what_a_plugin_is() {
+    let scratch = Scratch::new("inspect");
+    let fanout = plugin_path("fanout");
+    let out = weir(&["inspect", fanout.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["kind"], "component");
+    assert_eq!(report["world"]["ok"], true);
+    assert_eq!(report["world"]["targets"], "weir:agent/agent@0.1.0");
+    assert_eq!(report["exports"], json!(["run"]));
+    assert!(
+        report["imports"]
+            .as_array()
+            .expect("imports")
+            .iter()
+            .any(|i| i == "weir:agent/mcp@0.1.0"),
+        "{report}"
+    );
+    assert_eq!(report["manifest"]["version"], "0.1.0");
+    assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(report["runs_under"]["allow"], json!(["builtin/*"]));
+
+    let text_out = weir(&["inspect", fanout.to_str().expect("utf-8")]);
+    let shown = text(&text_out.stdout);
+    assert!(
+        shown.contains("world       weir:agent/agent@0.1.0 (links)"),
+        "{shown}"
+    );
+
+    let core = scratch.dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let out = weir(&["inspect", core.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("kind        core module"), "{shown}");
+    assert!(shown.contains("wasm32-wasip2"), "{shown}");
+
+    let garbage = scratch.dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm at all").expect("write");
+    let out = weir(&["inspect", garbage.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["kind"], "not WebAssembly");
+    assert!(
+        report["world"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a WebAssembly file")),
+        "{report}"
+    );
+}

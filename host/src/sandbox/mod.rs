@@ -82,6 +82,15 @@ impl Plugin {
     }
 }
 
+/// A component's imports and exports (interface and function names), and
+/// whether it links against weir's world (`Err` says why not).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub links: Result<(), String>,
+}
+
 /// Why a file is not a plugin weir can run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -243,6 +252,38 @@ impl Sandbox {
             rate,
             denials: self.metrics.denial_counter(name),
             policy: Arc::new(policy),
+        })
+    }
+
+    /// What a component imports and exports, and whether weir can link it:
+    /// what an operator reads before trusting a plugin. Fails as
+    /// [`Sandbox::load`] does for what is not a component at all.
+    pub fn shape(&self, what: &str, bytes: &[u8], sha256: &str) -> Result<Shape, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm(what.to_owned()));
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::CoreModule(what.to_owned()));
+        }
+        let component = self.compile(what, bytes, sha256)?;
+        let ty = component.component_type();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let links = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|pre| AgentPre::new(pre).map(drop).map_err(|e| format!("{e:#}")));
+        Ok(Shape {
+            imports,
+            exports,
+            links,
         })
     }
 
