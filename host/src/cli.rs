@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -13,6 +14,7 @@ use crate::builtin;
 use crate::config::Config;
 use crate::gateway::Caller;
 use crate::plugins::PluginError;
+use crate::recording;
 use crate::runtime::Host;
 use crate::serve::{self, Listen, ServeOptions};
 
@@ -60,6 +62,8 @@ enum Command {
     Serve(ServeArgs),
     /// Check every server and plugin of the config, and say what to fix.
     Doctor(DoctorArgs),
+    /// Replay every recording in a directory and compare the outputs.
+    Test(TestArgs),
     /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
     Stats(StatsArgs),
     /// What a plugin is before you trust it: world, imports, exports,
@@ -93,6 +97,25 @@ struct RunArgs {
     /// Read the plugin's input from this file.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
+    /// Write every tool call and its answer (and the run's input and
+    /// output) to FILE, as JSON lines, for `--replay` and `weir test`.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Answer the plugin's tool calls from a recording, with no server at
+    /// all. The input is the recorded one unless --input/--input-file say
+    /// otherwise.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// A directory of recordings (`*.replay.jsonl`); each is replayed and
+    /// its output compared with the recorded one. The plugin is looked up
+    /// as NAME.wasm beside them, else in the plugins directory.
+    dir: PathBuf,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -177,6 +200,7 @@ pub fn main() -> ExitCode {
                 Command::List(args) => list(args).await,
                 Command::Serve(args) => serve(args).await,
                 Command::Doctor(args) => doctor(args).await,
+                Command::Test(args) => test(args).await,
                 Command::Stats(args) => stats(args).await,
                 Command::Inspect(args) => inspect(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
@@ -287,7 +311,18 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
     let config = load_config(&args.common)?;
-    let input = read_input(&args)?;
+    let replay = match &args.replay {
+        Some(path) => Some(recording::read(path)?),
+        None => None,
+    };
+    let input = match replay.as_deref() {
+        Some([recording::Entry::Run { input, .. }, ..])
+            if args.input.is_none() && args.input_file.is_none() =>
+        {
+            input.clone()
+        }
+        _ => read_input(&args)?,
+    };
     let host = Host::new(config, None)?;
     let loading = Progress::show(format!(
         "loading {} (compiled once, then cached)",
@@ -306,11 +341,35 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         "running {} (starting the servers it calls on first use)",
         plugin.name()
     ));
+    let recorder = args.record.as_ref().map(|_| {
+        Arc::new(recording::Recorder::new(
+            host.gateway(),
+            plugin.name(),
+            &input,
+        ))
+    });
+    let gateway: Arc<dyn crate::gateway::ToolGateway> = match (&recorder, &replay) {
+        (Some(recorder), _) => recorder.clone(),
+        (None, Some(entries)) => Arc::new(recording::Replayer::new(
+            entries,
+            host.config().aliases.clone(),
+        )),
+        (None, None) => host.gateway(),
+    };
     let outcome = tokio::select! {
-        result = host.run(&plugin, &input) => Some(result),
+        result = host.run_via(&plugin, &input, gateway, None) => Some(result),
         () = shutdown_signal() => None,
     };
     drop(running);
+    if let (Some(recorder), Some(path), Some(result)) = (&recorder, &args.record, &outcome) {
+        recorder.write(
+            path,
+            match result {
+                Ok(output) => recording::RunOutcome::Output(output.clone()),
+                Err(e) => recording::RunOutcome::Failed(e.to_string()),
+            },
+        )?;
+    }
     // Always, whatever happened: no server process outlives weir.
     host.shutdown().await;
     Ok(match outcome {
@@ -327,6 +386,89 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+async fn test(args: TestArgs) -> Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let host = Host::new(config, None)?;
+    let mut recordings: Vec<PathBuf> = std::fs::read_dir(&args.dir)
+        .with_context(|| format!("cannot read {}", args.dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".replay.jsonl"))
+        })
+        .collect();
+    recordings.sort();
+    if recordings.is_empty() {
+        host.shutdown().await;
+        anyhow::bail!("no *.replay.jsonl recordings in {}", args.dir.display());
+    }
+    let mut failed = 0;
+    for path in &recordings {
+        let name = path.display().to_string();
+        let verdict = replay_one(&host, &args.dir, path).await;
+        match verdict {
+            Ok(None) => println!("ok    {name}"),
+            Ok(Some(diff)) => {
+                failed += 1;
+                println!("FAIL  {name}\n{diff}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {name}: {e:#}");
+            }
+        }
+    }
+    host.shutdown().await;
+    println!(
+        "\n{} recordings, {} passed, {failed} failed",
+        recordings.len(),
+        recordings.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Replays one recording; `Some(difference)` when the output differs.
+async fn replay_one(
+    host: &Host,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<Option<String>> {
+    let entries = recording::read(path)?;
+    let (plugin_name, input) = match entries.first() {
+        Some(recording::Entry::Run { plugin, input }) => (plugin.clone(), input.clone()),
+        _ => anyhow::bail!("no run line"),
+    };
+    let expected = entries
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            recording::Entry::Output { outcome } => Some(outcome.clone()),
+            _ => None,
+        })
+        .context("the recording has no output line (was the run interrupted?)")?;
+    let beside = dir.join(format!("{plugin_name}.wasm"));
+    let spec = if beside.exists() {
+        beside.display().to_string()
+    } else {
+        plugin_name
+    };
+    let plugin = tokio::task::block_in_place(|| host.load(&spec))?;
+    let replayer = Arc::new(recording::Replayer::new(
+        &entries,
+        host.config().aliases.clone(),
+    ));
+    let got = match host.run_via(&plugin, &input, replayer, None).await {
+        Ok(output) => recording::RunOutcome::Output(output),
+        Err(e) => recording::RunOutcome::Failed(e.to_string()),
+    };
+    Ok((got != expected).then(|| format!("  expected: {expected:?}\n  got:      {got:?}")))
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {

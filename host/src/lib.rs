@@ -21,6 +21,7 @@
 //! - [`stdio`]: stdin/stdout as non-blocking streams, for MCP over stdio.
 //! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
 //! - [`stats`]: the operator's summary, read from the metrics: `weir stats`, the status page.
+//! - [`recording`]: a run's tool calls recorded, and replayed with no server.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
 
@@ -32,6 +33,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod plugins;
 pub mod policy;
+pub mod recording;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;

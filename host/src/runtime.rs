@@ -95,6 +95,12 @@ impl Host {
         &self.sessions
     }
 
+    /// The sessions as the gateway runs call through (to put a recorder in
+    /// front of).
+    pub fn gateway(&self) -> Arc<dyn ToolGateway> {
+        self.sessions.clone()
+    }
+
     /// Everything the host counts, as OpenMetrics text (what `/metrics`
     /// serves).
     pub fn render_metrics(&self) -> String {
@@ -203,11 +209,25 @@ impl Host {
         input: &str,
         progress: Option<Arc<AtomicU64>>,
     ) -> Result<String, HostRunError> {
+        let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
+        self.run_via(plugin, input, gateway, progress).await
+    }
+
+    /// [`run_observed`](Host::run_observed) with the plugin's tool calls
+    /// going to `gateway` instead of the host's sessions: a recorder in
+    /// front of them, or a replayer standing in for them.
+    pub async fn run_via(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+        progress: Option<Arc<AtomicU64>>,
+    ) -> Result<String, HostRunError> {
         // Counted from here: time waiting for a slot is part of the run's
         // latency as its caller sees it; a run dropped midway counts as
         // cancelled.
         let record = self.metrics.run_started(plugin.name());
-        let result = self.run_inner(plugin, input, progress).await;
+        let result = self.run_inner(plugin, input, gateway, progress).await;
         record.finish(match &result {
             Ok(_) => "ok",
             Err(HostRunError::Run(e)) => e.kind(),
@@ -220,6 +240,7 @@ impl Host {
         &self,
         plugin: &Plugin,
         input: &str,
+        gateway: Arc<dyn ToolGateway>,
         progress: Option<Arc<AtomicU64>>,
     ) -> Result<String, HostRunError> {
         if self.accepting.is_cancelled() {
@@ -234,7 +255,6 @@ impl Host {
             permit = plugin.run_permit() => permit.ok_or(HostRunError::ShuttingDown)?,
             () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
         };
-        let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
         tokio::select! {
             result = self.sandbox.run_observed(plugin, input, gateway, progress) => Ok(result?),
             () = self.closing.cancelled() => Err(HostRunError::ShuttingDown),

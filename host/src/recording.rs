@@ -1,0 +1,367 @@
+//! Record and replay: a run's tool calls written as JSON lines, and
+//! answered from them later with no server at all — so a plugin author
+//! tests an agent offline and deterministically (`weir run --record`,
+//! `weir run --replay`, `weir test`).
+//!
+//! A recording is one JSON object per line: the run (plugin, input), each
+//! `list-tools` and `call-tool` with its outcome, in the order they
+//! happened, and the run's output last.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Alias;
+use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
+
+/// One line of a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// What was run: always the first line.
+    Run { plugin: String, input: String },
+    /// One `call-tool` and what it got.
+    Call {
+        server: String,
+        tool: String,
+        arguments: Option<Arguments>,
+        #[serde(flatten)]
+        outcome: Outcome,
+    },
+    /// One `list-tools` answer.
+    ListTools { tools: Vec<RecordedTool> },
+    /// The run's answer (or its error): always the last line.
+    Output {
+        #[serde(flatten)]
+        outcome: RunOutcome,
+    },
+}
+
+/// What a call got: the `CallToolResult` JSON, or an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Result(Value),
+    Error { error: String, message: String },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Output(String),
+    Failed(String),
+}
+
+/// A tool as `list-tools` gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedTool {
+    pub server: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub input_schema: String,
+}
+
+/// Why a recording could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("cannot read recording {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write recording {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("recording {path}, line {line}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Reads a recording's lines.
+pub fn read(path: &Path) -> Result<Vec<Entry>, RecordingError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| RecordingError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let entries = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| RecordingError::Invalid {
+                path: shown.clone(),
+                line: i + 1,
+                message: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<Entry>, _>>()?;
+    match entries.first() {
+        Some(Entry::Run { .. }) => Ok(entries),
+        _ => Err(RecordingError::Invalid {
+            path: shown,
+            line: 1,
+            message: "a recording starts with its `run` line".into(),
+        }),
+    }
+}
+
+fn outcome_of(result: &Result<String, CallError>) -> Outcome {
+    match result {
+        Ok(json) => {
+            Outcome::Result(serde_json::from_str(json).unwrap_or(Value::String(json.clone())))
+        }
+        Err(e) => Outcome::Error {
+            error: e.kind().to_owned(),
+            message: match e {
+                CallError::Denied(m)
+                | CallError::NotFound(m)
+                | CallError::InvalidArguments(m)
+                | CallError::Unavailable(m)
+                | CallError::Protocol(m) => m.clone(),
+                CallError::Timeout => String::new(),
+            },
+        },
+    }
+}
+
+fn result_of(outcome: &Outcome) -> Result<String, CallError> {
+    match outcome {
+        Outcome::Result(v) => Ok(v.to_string()),
+        Outcome::Error { error, message } => Err(match error.as_str() {
+            "denied" => CallError::Denied(message.clone()),
+            "not-found" => CallError::NotFound(message.clone()),
+            "invalid-arguments" => CallError::InvalidArguments(message.clone()),
+            "timeout" => CallError::Timeout,
+            "protocol-error" => CallError::Protocol(message.clone()),
+            _ => CallError::Unavailable(message.clone()),
+        }),
+    }
+}
+
+/// A gateway that passes every call on and keeps a copy of it.
+pub struct Recorder {
+    inner: Arc<dyn ToolGateway>,
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Recorder {
+    pub fn new(inner: Arc<dyn ToolGateway>, plugin: &str, input: &str) -> Self {
+        Self {
+            inner,
+            entries: Mutex::new(vec![Entry::Run {
+                plugin: plugin.to_owned(),
+                input: input.to_owned(),
+            }]),
+        }
+    }
+
+    /// Writes what was recorded, with the run's `outcome` last.
+    pub fn write(&self, path: &Path, outcome: RunOutcome) -> Result<(), RecordingError> {
+        let mut text = String::new();
+        let entries = self.entries.lock().map(|e| e.clone()).unwrap_or_default();
+        for entry in entries.iter().chain([&Entry::Output { outcome }]) {
+            // Serializing these plain types cannot fail.
+            text.push_str(&serde_json::to_string(entry).unwrap_or_default());
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|source| RecordingError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn push(&self, entry: Entry) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.push(entry);
+        }
+    }
+}
+
+impl ToolGateway for Recorder {
+    fn call_tool<'a>(
+        &'a self,
+        caller: &'a Caller,
+        server: &'a str,
+        tool: &'a str,
+        arguments: Option<Arguments>,
+    ) -> BoxFuture<'a, Result<String, CallError>> {
+        async move {
+            let result = self
+                .inner
+                .call_tool(caller, server, tool, arguments.clone())
+                .await;
+            self.push(Entry::Call {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                arguments,
+                outcome: outcome_of(&result),
+            });
+            result
+        }
+        .boxed()
+    }
+
+    fn list_tools<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Vec<ToolInfo>> {
+        async move {
+            let tools = self.inner.list_tools(caller).await;
+            self.push(Entry::ListTools {
+                tools: tools
+                    .iter()
+                    .map(|t| RecordedTool {
+                        server: t.server.clone(),
+                        name: t.name.clone(),
+                        description: t.description.clone(),
+                        input_schema: t.input_schema.clone(),
+                    })
+                    .collect(),
+            });
+            tools
+        }
+        .boxed()
+    }
+
+    fn alias(&self, name: &str) -> Option<Alias> {
+        self.inner.alias(name)
+    }
+}
+
+/// A gateway that answers from a recording: each call gets the first
+/// unused recorded answer to the same server, tool and arguments.
+pub struct Replayer {
+    calls: Mutex<Vec<(Entry, bool)>>,
+    tools: Vec<ToolInfo>,
+    aliases: BTreeMap<String, Alias>,
+}
+
+impl Replayer {
+    /// `aliases` resolve as they did when recording (the calls were
+    /// recorded with the tools they stood for).
+    pub fn new(entries: &[Entry], aliases: BTreeMap<String, Alias>) -> Self {
+        let tools = entries
+            .iter()
+            .find_map(|e| match e {
+                Entry::ListTools { tools } => Some(
+                    tools
+                        .iter()
+                        .map(|t| ToolInfo {
+                            server: t.server.clone(),
+                            name: t.name.clone(),
+                            description: t.description.clone(),
+                            input_schema: t.input_schema.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
+        Self {
+            calls: Mutex::new(
+                entries
+                    .iter()
+                    .filter(|e| matches!(e, Entry::Call { .. }))
+                    .map(|e| (e.clone(), false))
+                    .collect(),
+            ),
+            tools,
+            aliases,
+        }
+    }
+}
+
+impl ToolGateway for Replayer {
+    fn call_tool<'a>(
+        &'a self,
+        _caller: &'a Caller,
+        server: &'a str,
+        tool: &'a str,
+        arguments: Option<Arguments>,
+    ) -> BoxFuture<'a, Result<String, CallError>> {
+        let found = self.calls.lock().ok().and_then(|mut calls| {
+            calls.iter_mut().find_map(|(entry, used)| match entry {
+                Entry::Call {
+                    server: s,
+                    tool: t,
+                    arguments: a,
+                    outcome,
+                } if !*used && s == server && t == tool && *a == arguments => {
+                    *used = true;
+                    Some(result_of(outcome))
+                }
+                _ => None,
+            })
+        });
+        let result = found.unwrap_or_else(|| {
+            Err(CallError::NotFound(format!(
+                "replay: the recording has no call of `{server}/{tool}` with arguments {}",
+                arguments.map_or_else(|| "(none)".to_owned(), |a| Value::Object(a).to_string())
+            )))
+        });
+        async move { result }.boxed()
+    }
+
+    fn list_tools<'a>(&'a self, _caller: &'a Caller) -> BoxFuture<'a, Vec<ToolInfo>> {
+        let tools = self.tools.clone();
+        async move { tools }.boxed()
+    }
+
+    fn alias(&self, name: &str) -> Option<Alias> {
+        self.aliases.get(name).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries survive a write and a read; results and errors both.
+    #[test]
+    fn entries_round_trip() {
+        let entries = vec![
+            Entry::Run {
+                plugin: "p".into(),
+                input: "x".into(),
+            },
+            Entry::Call {
+                server: "s".into(),
+                tool: "t".into(),
+                arguments: serde_json::json!({"a": 1}).as_object().cloned(),
+                outcome: outcome_of(&Ok(r#"{"content":[]}"#.into())),
+            },
+            Entry::Call {
+                server: "s".into(),
+                tool: "t".into(),
+                arguments: None,
+                outcome: outcome_of(&Err(CallError::Timeout)),
+            },
+            Entry::Output {
+                outcome: RunOutcome::Output("done".into()),
+            },
+        ];
+        let text: Vec<String> = entries
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let back: Vec<Entry> = text
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(back, entries);
+        assert_eq!(
+            result_of(&outcome_of(&Err(CallError::Timeout))),
+            Err(CallError::Timeout)
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Record and replay: a run recorded against the test server is replayed
+//! with no server at all, to the same output; a call the recording does not
+//! hold is a clear error naming it; `weir test` replays a directory of
+//! recordings and compares outputs.
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+use support::{Scratch, WEIR, plugin_path};
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(WEIR)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("weir runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_recorded_run_replays_without_its_server() {
+    let scratch = Scratch::new("replay");
+    let config = scratch.config(json!({}), json!({}));
+    let recording = scratch.dir.join("echo.replay.jsonl");
+    let testbed = plugin_path("testbed");
+    let testbed = testbed.to_str().expect("utf-8");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+
+    let input = r#"call:test:echo:{"message":"rec"}"#;
+    let out = weir(&[
+        "run",
+        testbed,
+        "--input",
+        input,
+        "--config",
+        &s(&config),
+        "--record",
+        &s(&recording),
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "ok:rec\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scratch.sessions().len(), 1);
+    let lines = std::fs::read_to_string(&recording).expect("recording written");
+    assert_eq!(lines.lines().count(), 3, "run, call, output:\n{lines}");
+
+    // The server cannot even start now: replay never asks it anything.
+    let dead = scratch.dir.join("dead.json");
+    std::fs::write(
+        &dead,
+        json!({
+            "mcpServers": {"test": {"command": "/nonexistent/weir-test-server"}},
+            "weir": {"default_policy": {"allow": ["*/*"]}},
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let out = weir(&[
+        "run",
+        testbed,
+        "--config",
+        &s(&dead),
+        "--replay",
+        &s(&recording),
+    ]);
+    assert_eq!(stdout(&out), "ok:rec\n", "identical output, replayed");
+    assert_eq!(scratch.sessions().len(), 1, "no new session");
+
+    // A changed run asks for a call the recording does not hold.
+    let out = weir(&[
+        "run",
+        testbed,
+        "--config",
+        &s(&dead),
+        "--replay",
+        &s(&recording),
+        "--input",
+        r#"call:test:echo:{"message":"other"}"#,
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "not-found:replay: the recording has no call of `test/echo` with arguments {\"message\":\"other\"}\n"
+    );
+
+    // `weir test`: recordings in a directory, the plugin beside them.
+    let fixtures = scratch.dir.join("fixtures");
+    std::fs::create_dir_all(&fixtures).expect("dir");
+    std::fs::copy(&recording, fixtures.join("echo.replay.jsonl")).expect("copy");
+    std::fs::copy(plugin_path("testbed"), fixtures.join("testbed.wasm")).expect("copy");
+    let out = weir(&["test", &s(&fixtures), "--config", &s(&dead)]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("1 recordings, 1 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    // An expectation the plugin no longer meets fails, saying how.
+    let text = std::fs::read_to_string(fixtures.join("echo.replay.jsonl")).expect("read");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replace("ok:rec", "ok:something else");
+    std::fs::write(fixtures.join("echo.replay.jsonl"), lines.join("\n") + "\n").expect("write");
+    let out = weir(&["test", &s(&fixtures), "--config", &s(&dead)]);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("FAIL") && shown.contains("ok:something else"),
+        "{shown}"
+    );
+}
