@@ -64,6 +64,10 @@ enum Command {
     Doctor(DoctorArgs),
     /// Replay every recording in a directory and compare the outputs.
     Test(TestArgs),
+    /// Make a new plugin crate that builds as it stands.
+    New(NewArgs),
+    /// Build a plugin crate into a checked component.
+    Build(BuildArgs),
     /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
     Stats(StatsArgs),
     /// What a plugin is before you trust it: world, imports, exports,
@@ -108,6 +112,26 @@ struct RunArgs {
     replay: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct NewArgs {
+    /// The plugin's name (lowercase letters, digits, '-', '_').
+    name: String,
+    /// Where to make its directory (default: here).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// The plugin crate (default: here).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Put the component (and its manifest) here instead of beside the
+    /// manifest.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +225,17 @@ pub fn main() -> ExitCode {
                 Command::Serve(args) => serve(args).await,
                 Command::Doctor(args) => doctor(args).await,
                 Command::Test(args) => test(args).await,
+                Command::New(args) => {
+                    let dir = crate::scaffold::new_plugin(&args.name, &args.path)?;
+                    println!("created {}", dir.display());
+                    println!(
+                        "next: cd {} && weir build && weir run {}.wasm --input you",
+                        dir.display(),
+                        args.name
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Command::Build(args) => build(args).await,
                 Command::Stats(args) => stats(args).await,
                 Command::Inspect(args) => inspect(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
@@ -386,6 +421,24 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+async fn build(args: BuildArgs) -> Result<ExitCode> {
+    let host = Host::new(Config::default(), None)?;
+    let progress = Progress::show(format!("building {} for wasm32-wasip2", args.dir.display()));
+    let built = tokio::task::block_in_place(|| {
+        crate::plugin_build::build(&host, &args.dir, args.out.as_deref())
+    });
+    drop(progress);
+    host.shutdown().await;
+    let built = built?;
+    println!(
+        "built {} ({} bytes, sha256 {})",
+        built.path.display(),
+        built.bytes,
+        built.sha256
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn test(args: TestArgs) -> Result<ExitCode> {

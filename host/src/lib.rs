@@ -22,6 +22,7 @@
 //! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
 //! - [`stats`]: the operator's summary, read from the metrics: `weir stats`, the status page.
 //! - [`recording`]: a run's tool calls recorded, and replayed with no server.
+//! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
 
@@ -31,11 +32,13 @@ pub mod config;
 pub mod doctor;
 pub mod gateway;
 pub mod metrics;
+pub mod plugin_build;
 pub mod plugins;
 pub mod policy;
 pub mod recording;
 pub mod runtime;
 pub mod sandbox;
+pub mod scaffold;
 pub mod serve;
 pub mod session;
 pub mod stats;
