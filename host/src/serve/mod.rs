@@ -110,7 +110,9 @@ pub async fn serve(
         let routes = Routes::metrics_only(host.clone(), options.allowed_hosts.clone());
         tasks.push(tokio::spawn(http::serve(listener, routes, stop.clone())));
     }
-    let stdio = match options.listen {
+    // The stdio server waits for its client's `initialize`: it starts
+    // after the start line, so the line comes first.
+    let stdio_server = match options.listen {
         Listen::Http(addr) => {
             let listener = bind(addr).await?;
             let local = listener.local_addr().unwrap_or(addr);
@@ -133,27 +135,10 @@ pub async fn serve(
         }
         Listen::Stdio => {
             places.insert(0, "MCP on stdio".to_owned());
-            Some(
-                server
-                    .serve(crate::stdio::stdio())
-                    .await
-                    .map_err(|e| ServeError::Stdio(e.to_string()))?,
-            )
+            Some(server)
         }
     };
 
-    // A dangling alias is an error at start, naming it (the sessions its
-    // check opens are the ones calls will use).
-    if !host.config().aliases.is_empty() {
-        for (_, why) in host
-            .sessions()
-            .dangling_aliases(&crate::gateway::Caller::new("weir-serve"))
-            .await
-        {
-            tracing::error!("{why}");
-            eprintln!("weir serve: error: {why}");
-        }
-    }
     let served: Vec<String> = catalog.snapshot().keys().cloned().collect();
     let servers: Vec<&str> = host.sessions().server_names().collect();
     // One line, whatever the log level: what is served, and where.
@@ -170,6 +155,28 @@ pub async fn serve(
         servers.join(", "),
         places.join("; ")
     );
+    // A dangling alias is an error at start, naming it. Checked beside
+    // serving (it starts the servers aliases point to, which may take a
+    // while); the sessions it opens are the ones calls will use.
+    let alias_check = (!host.config().aliases.is_empty()).then(|| {
+        let host = host.clone();
+        tokio::spawn(async move {
+            let caller = crate::gateway::Caller::new("weir-serve");
+            for (_, why) in host.sessions().dangling_aliases(&caller).await {
+                tracing::error!("{why}");
+                eprintln!("weir serve: error: {why}");
+            }
+        })
+    });
+    let stdio = match stdio_server {
+        Some(server) => Some(
+            server
+                .serve(crate::stdio::stdio())
+                .await
+                .map_err(|e| ServeError::Stdio(e.to_string()))?,
+        ),
+        None => None,
+    };
 
     match stdio {
         Some(running) => {
@@ -181,6 +188,10 @@ pub async fn serve(
         None => shutdown.await,
     }
     stop.cancel();
+    // Still waiting on a slow server? Not worth delaying the stop for.
+    if let Some(check) = alias_check {
+        check.abort();
+    }
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }
