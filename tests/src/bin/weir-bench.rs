@@ -460,6 +460,20 @@ impl Bench {
                     direct.peer().call_tool(params).await?;
                 }
             }
+            "instantiate" => {
+                for _ in 0..n * 10 {
+                    host.instantiate_only(&fanout).await?;
+                }
+                let us = t.elapsed().as_secs_f64() * 1e6 / (n * 10) as f64;
+                self.row(
+                    "[profile] instantiate",
+                    format!("{us:.1} µs"),
+                    format!("{} instances", n * 10),
+                );
+                direct.cancel().await?;
+                host.shutdown().await;
+                return Ok(());
+            }
             "xthread-plugin" | "xthread-gateway" => {
                 // A gateway answered by another thread after ~`work` of
                 // busy work: a server without pipes or a second process.
@@ -517,7 +531,7 @@ impl Bench {
                 return Ok(());
             }
             other => bail!(
-                "--profile {other}: use plugin, gateway, direct, xthread-plugin or xthread-gateway"
+                "--profile {other}: use plugin, gateway, direct, instantiate, xthread-plugin or xthread-gateway"
             ),
         }
         let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
@@ -704,24 +718,28 @@ impl Bench {
                 json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
             );
             // Instantiation alone: fresh store and instance from the
-            // `InstancePre`, dropped without running.
-            let mut each = Vec::with_capacity(n);
-            for _ in 0..n {
-                let t = Instant::now();
-                host.instantiate_only(&testbed).await?;
-                each.push(t.elapsed());
+            // `InstancePre`, dropped without running; for a typical agent
+            // (fanout, 0.25 MB) and a big one (testbed, 3.3 MB).
+            for name in ["fanout", "testbed"] {
+                let plugin = host.load(&plugin(name))?;
+                let mut each = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = Instant::now();
+                    host.instantiate_only(&plugin).await?;
+                    each.push(t.elapsed());
+                }
+                each.sort();
+                let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
+                self.row(
+                    &format!("instantiation alone ({name}), {label}"),
+                    format!("{:.1} µs", p50.as_secs_f64() * 1e6),
+                    format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
+                );
+                figures.insert(
+                    format!("instantiation only, {name}, {label}"),
+                    json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
+                );
             }
-            each.sort();
-            let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
-            self.row(
-                &format!("instantiation alone (fresh store + instance), {label}"),
-                format!("{:.1} µs", p50.as_secs_f64() * 1e6),
-                format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
-            );
-            figures.insert(
-                format!("instantiation only, {label}"),
-                json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
-            );
             host.shutdown().await;
         }
         let cache = self.scratch.join("cache");
