@@ -5,19 +5,11 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Scratch, WEIR, alive, plugin_path, wait_for};
-
-fn weir(args: &[&str]) -> Output {
-    Command::new(WEIR)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("weir runs")
-}
+use support::{Scratch, WEIR, alive, plugin_path, wait_for, weir};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -56,14 +56,17 @@ fn the_first_agent_guide_works_as_written() {
         .arg(&script)
         .current_dir(&scratch.dir)
         .env("PATH", path)
-        // The SDK's dependencies are already built for the test plugins;
-        // sharing their target directory spares a minute of compiling.
+        // A target directory of the guide's own, kept between runs (the
+        // first compiles the SDK's dependencies, later ones reuse them);
+        // not the test plugins' one, where a `greeter.wasm` would appear
+        // among the plugins other tests list.
         .env(
             "CARGO_TARGET_DIR",
             Path::new(env!("WEIR_TEST_PLUGINS"))
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/wasm"),
+                .ancestors()
+                .nth(3)
+                .expect("the target directory")
+                .join("guide"),
         )
         .output()
         .expect("run the guide");

@@ -5,18 +5,10 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::json;
-use support::{Scratch, WEIR, plugin_path};
-
-fn weir(args: &[&str]) -> Output {
-    Command::new(WEIR)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("weir runs")
-}
+use support::{Scratch, plugin_path, weir};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

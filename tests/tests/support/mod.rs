@@ -13,6 +13,15 @@ use weir_host::{Config, Host, Plugin};
 
 /// The `weir` binary under test.
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+/// Runs the `weir` binary with `args` (stdin closed) to completion.
+pub fn weir(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(WEIR)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("weir runs")
+}
+
 /// weir's rmcp test server.
 pub const TEST_SERVER: &str = env!("CARGO_BIN_EXE_weir-test-server");
 
