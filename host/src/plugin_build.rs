@@ -121,11 +121,7 @@ pub fn build(host: &Host, dir: &Path, out: Option<&Path>) -> Result<Built, Build
         return Err(BuildError::WrongWorld { path: built, why });
     }
     // Named after its manifest if it has one, else after the file.
-    let manifest = std::fs::read_dir(dir).ok().and_then(|entries| {
-        entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml"))
-    });
+    let manifest = find_manifest(dir, &built);
     let name = manifest
         .as_ref()
         .and_then(|m| m.file_stem())
@@ -153,7 +149,69 @@ pub fn build(host: &Host, dir: &Path, out: Option<&Path>) -> Result<Built, Build
     })
 }
 
+/// The plugin manifest of the crate in `dir`: the `NAME.toml` whose name
+/// matches the component cargo built (`my_agent.wasm` ↔ `my-agent.toml`),
+/// else the only candidate there is. Cargo's and rustup's own files are
+/// not manifests.
+fn find_manifest(dir: &Path, built: &Path) -> Option<PathBuf> {
+    const NOT_MANIFESTS: [&str; 4] = [
+        "Cargo.toml",
+        "rust-toolchain.toml",
+        "rustfmt.toml",
+        "clippy.toml",
+    ];
+    let candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !NOT_MANIFESTS.contains(&n) && !n.starts_with('.'))
+        })
+        .collect();
+    let normalize = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().replace('-', "_"))
+            .unwrap_or_default()
+    };
+    let wanted = normalize(built);
+    candidates
+        .iter()
+        .find(|c| normalize(c) == wanted)
+        .cloned()
+        .or_else(|| (candidates.len() == 1).then(|| candidates[0].clone()))
+}
+
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest is the NAME.toml matching the component, never
+    /// Cargo's or rustup's files.
+    #[test]
+    fn finds_the_plugin_manifest() {
+        let dir = std::env::temp_dir().join(format!("weir-build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        for f in [
+            "Cargo.toml",
+            "rust-toolchain.toml",
+            "my-agent.toml",
+            "other.toml",
+        ] {
+            std::fs::write(dir.join(f), "").expect("write");
+        }
+        let found = find_manifest(&dir, Path::new("/t/my_agent.wasm"));
+        assert_eq!(found, Some(dir.join("my-agent.toml")));
+        std::fs::remove_file(dir.join("other.toml")).expect("rm");
+        let found = find_manifest(&dir, Path::new("/t/renamed.wasm"));
+        assert_eq!(found, Some(dir.join("my-agent.toml")), "the only candidate");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
