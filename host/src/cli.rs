@@ -66,7 +66,7 @@ enum Command {
     Test(TestArgs),
     /// Make a new plugin crate that builds as it stands.
     New(NewArgs),
-    /// Build a plugin crate into a checked component.
+    /// Build a plugin (Rust, Python, JavaScript or TypeScript) into a checked component.
     Build(BuildArgs),
     /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
     Stats(StatsArgs),
@@ -125,7 +125,8 @@ struct NewArgs {
 
 #[derive(Debug, Args)]
 struct BuildArgs {
-    /// The plugin crate (default: here).
+    /// The plugin's directory (default: here): a Rust crate, or a Python
+    /// (agent.py) or JavaScript/TypeScript (agent.js, agent.ts) agent.
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Put the component (and its manifest) here instead of beside the
@@ -425,7 +426,11 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
 
 async fn build(args: BuildArgs) -> Result<ExitCode> {
     let host = Host::new(Config::default(), None)?;
-    let progress = Progress::show(format!("building {} for wasm32-wasip2", args.dir.display()));
+    let language = crate::plugin_build::language_of(&args.dir)?;
+    let progress = Progress::show(format!(
+        "building {} ({language}) into a component",
+        args.dir.display()
+    ));
     let built = tokio::task::block_in_place(|| {
         crate::plugin_build::build(&host, &args.dir, args.out.as_deref())
     });
@@ -433,8 +438,9 @@ async fn build(args: BuildArgs) -> Result<ExitCode> {
     host.shutdown().await;
     let built = built?;
     println!(
-        "built {} ({} bytes, sha256 {})",
+        "built {} ({}, {} bytes, sha256 {})",
         built.path.display(),
+        built.language,
         built.bytes,
         built.sha256
     );

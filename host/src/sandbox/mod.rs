@@ -41,7 +41,9 @@ use crate::policy::{Policy, RateLimiter};
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Core instances one component may hold (its modules, shims, adapters).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// A Python agent needs ~17: componentize-py links libc, libpython and
+/// each extension module as a module of its own.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// Linear memory kept mapped (reset in place) between runs of a pool slot:
 /// what a small agent touches — its stack, data and a little heap.
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;

@@ -1,0 +1,68 @@
+//! JavaScript and TypeScript plugins: the JS guest SDK's `build.mjs` (run
+//! by node) type-checks TypeScript, bundles the agent with the SDK, and
+//! has componentize-js (from npm) make the component without wasi:http —
+//! the sandbox gives no network, so the component must not ask for one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::scratch::{Scratch, WORLD};
+use super::{Artifact, BuildError, read_artifact, run_tool};
+
+pub(super) fn build(dir: &Path, entry: &Path) -> Result<Artifact, BuildError> {
+    let sdk = find_sdk(dir)?;
+    let scratch = Scratch::new()?;
+    let out = scratch.path("agent.wasm");
+    let node = std::env::var_os("WEIR_NODE").unwrap_or_else(|| "node".into());
+    run_tool(
+        Command::new(node)
+            .arg(sdk.join("build.mjs"))
+            .arg(entry)
+            .arg("--wit")
+            .arg(scratch.wit())
+            .args(["--world", WORLD, "--out"])
+            .arg(&out),
+        "node",
+        "install Node.js 20 or later (or set WEIR_NODE)",
+    )?;
+    read_artifact(out, None)
+}
+
+/// The JS guest SDK: `WEIR_JS_SDK`, else a `guest-sdk/js` or
+/// `node_modules/weir-guest` above the plugin or above this weir binary
+/// (a weir checkout). It must have its build tools installed.
+fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
+    let candidates = |from: &Path| -> Vec<PathBuf> {
+        from.ancestors()
+            .flat_map(|a| [a.join("guest-sdk/js"), a.join("node_modules/weir-guest")])
+            .collect()
+    };
+    let mut tried: Vec<PathBuf> = Vec::new();
+    if let Some(explicit) = std::env::var_os("WEIR_JS_SDK") {
+        tried.push(PathBuf::from(explicit));
+    } else {
+        if let Ok(dir) = std::fs::canonicalize(dir) {
+            tried.extend(candidates(&dir));
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            tried.extend(candidates(&exe));
+        }
+    }
+    let Some(sdk) = tried.iter().find(|c| c.join("build.mjs").is_file()) else {
+        return Err(BuildError::NoJsSdk(
+            "weir's JS guest SDK (guest-sdk/js of a weir checkout) cannot be found above the \
+             plugin or the weir binary\n→ set WEIR_JS_SDK to its directory"
+                .into(),
+        ));
+    };
+    if !sdk
+        .join("node_modules/@bytecodealliance/componentize-js")
+        .is_dir()
+    {
+        return Err(BuildError::NoJsSdk(format!(
+            "the JS guest SDK at {} has no build tools installed\n→ run `npm ci` there",
+            sdk.display()
+        )));
+    }
+    Ok(sdk.clone())
+}
