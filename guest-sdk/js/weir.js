@@ -100,8 +100,10 @@ export function callTool(server, tool, args) {
   try {
     text = mcp.callTool(server, tool, encode(args));
   } catch (error) {
-    if (error instanceof CallError) throw error;
-    throw toCallError(error?.payload ?? error);
+    // The host's refusals carry a `call-error` payload; anything else
+    // (out of memory, say) is the runtime's and goes up as it is.
+    if (error?.payload === undefined) throw error;
+    throw toCallError(error.payload);
   }
   return new ToolResult(JSON.parse(text));
 }

@@ -59,8 +59,6 @@ pub(super) fn build(dir: &Path) -> Result<Artifact, BuildError> {
         })
         .next_back()
         .ok_or(BuildError::NoArtifact)?;
-    let stem = built
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned());
+    let stem = built.file_stem().map(|s| s.to_string_lossy().into_owned());
     read_artifact(built, stem)
 }

@@ -452,6 +452,12 @@ impl Sandbox {
         match outcome {
             Err(_elapsed) => Err(RunError::Deadline(policy.deadline)),
             Ok(Err(error)) => Err(error),
+            // Python and JS runtimes turn a refused memory growth into an
+            // exception (MemoryError, "out of memory") the agent may report
+            // as its error: the limit is still what ended the run.
+            Ok(Ok(Err(_))) if state.limiter.memory_denied => {
+                Err(RunError::MemoryLimit(state.limiter.memory_bytes))
+            }
             Ok(Ok(Err(message))) => Err(RunError::Failed(message)),
             Ok(Ok(Ok(output))) if output.len() > policy.max_result_bytes => {
                 Err(RunError::OutputTooLarge {

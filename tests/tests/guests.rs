@@ -1,0 +1,382 @@
+//! Agents written in Python and TypeScript: built by `weir build` with the
+//! real tools (componentize-py from PyPI, componentize-js from npm), run
+//! on the host's shared sessions, and held by the same sandbox and limits
+//! as Rust ones.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Scratch, WEIR};
+use weir_host::{Host, HostRunError, Plugin, RunError};
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_owned()
+}
+
+/// `weir build` with componentize-py (tests/py's venv) on PATH.
+fn weir_build(dir: &Path, out: &Path) -> std::process::Output {
+    let venv = root().join("tests/py/.venv/bin");
+    let path = std::env::join_paths(std::iter::once(venv).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    std::process::Command::new(WEIR)
+        .arg("build")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("weir runs")
+}
+
+/// The guest plugins, built once per test run (Python ones and JS ones
+/// side by side) into a directory of their own.
+fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-plugins");
+        let _ = std::fs::remove_dir_all(&out);
+        let batches = [
+            vec![
+                "plugins/hello-py",
+                "tests/plugins/testbed-py",
+                "plugins/research-py",
+            ],
+            vec!["plugins/hello-ts", "tests/plugins/testbed-ts"],
+        ];
+        std::thread::scope(|s| {
+            for batch in &batches {
+                let out = &out;
+                s.spawn(move || {
+                    for dir in batch {
+                        let built = weir_build(&root().join(dir), out);
+                        assert!(
+                            built.status.success(),
+                            "weir build {dir} failed:\n{}",
+                            String::from_utf8_lossy(&built.stderr)
+                        );
+                    }
+                });
+            }
+        });
+        out
+    })
+}
+
+fn load(host: &Host, name: &str) -> Plugin {
+    let path = guests().join(format!("{name}.wasm"));
+    host.load(&path.display().to_string())
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+fn sessions_opened(host: &Host, server: &str) -> u64 {
+    host.sessions()
+        .stats()
+        .into_iter()
+        .find(|s| s.name == server)
+        .map(|s| s.sessions_opened)
+        .unwrap_or_else(|| panic!("no server {server}"))
+}
+
+async fn run_json(host: &Host, plugin: &Plugin, input: &str) -> Value {
+    let out = host
+        .run(plugin, input)
+        .await
+        .unwrap_or_else(|e| panic!("{} {input}: {e}", plugin.name()));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{input}: {e}: {out}"))
+}
+
+/// hello-py and hello-ts say what hello says, through the built-in server;
+/// 100 runs of each share its one session. `weir run` runs them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_in_python_and_typescript_share_one_session() {
+    let scratch = Scratch::new("guests-hello");
+    let host = scratch.host(json!({}));
+    for name in ["hello-py", "hello-ts"] {
+        let plugin = load(&host, name);
+        for i in 0..100 {
+            let greeting = host
+                .run(&plugin, &format!("run {i}"))
+                .await
+                .unwrap_or_else(|e| panic!("{name} run {i}: {e}"));
+            assert_eq!(greeting, format!("Hello, run {i}!"), "{name}");
+        }
+        assert_eq!(
+            host.run(&plugin, "  ").await.as_deref(),
+            Ok("Hello, world!")
+        );
+        assert_eq!(sessions_opened(&host, "builtin"), 1, "after {name}");
+    }
+    host.shutdown().await;
+
+    for name in ["hello-py", "hello-ts"] {
+        let out = support::weir(&[
+            "run",
+            "--plugins",
+            &guests().display().to_string(),
+            name,
+            "--input",
+            "Ann",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello, Ann!");
+    }
+}
+
+/// Each way the host refuses a call reaches Python and JS code as its own
+/// exception class, with the host's message; a batch keeps its failures in
+/// place; an agent's own exception is its run's error, never a trap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_errors_reach_python_and_js_as_exceptions() {
+    let scratch = Scratch::new("guests-errors");
+    let grant = json!({
+        "allow": ["builtin/echo", "builtin/add", "builtin/nosuch", "nowhere/echo"],
+        "max_argument_bytes": 65536,
+    });
+    let host = scratch.host(json!({"plugins": {"testbed-py": grant, "testbed-ts": grant}}));
+    for (name, invalid, raised) in [
+        (
+            "testbed-py",
+            (
+                "invalid_not_json",
+                "InvalidArguments: invalid arguments: arguments are not JSON",
+            ),
+            "ValueError: raised on request",
+        ),
+        (
+            "testbed-ts",
+            (
+                "invalid_not_object",
+                "InvalidArguments: invalid arguments: arguments must be an object",
+            ),
+            "RangeError: raised on request",
+        ),
+    ] {
+        let plugin = load(&host, name);
+        let got = run_json(&host, &plugin, "errors").await;
+        let expect = [
+            ("denied", "Denied: denied: `builtin/kv_set` is not granted"),
+            (
+                "not_found",
+                "NotFound: not found: server `builtin` has no tool `nosuch`",
+            ),
+            (
+                "no_server",
+                "NotFound: not found: no server named `nowhere`",
+            ),
+            ("too_big", "Denied: denied: arguments are"),
+            invalid,
+        ];
+        for (field, want) in expect {
+            let seen = got[field].as_str().unwrap_or_default();
+            assert!(
+                seen.starts_with(want),
+                "{name} {field}: {seen}\n  want: {want}"
+            );
+        }
+        assert_eq!(
+            got["tool_error"], true,
+            "{name}: a tool's own failure is a result"
+        );
+        assert_eq!(got["ok"], "5", "{name}");
+
+        let batch = run_json(&host, &plugin, "batch").await;
+        assert_eq!(batch, json!(["first", "Denied", "third"]), "{name}");
+
+        let failed = host.run(&plugin, "raise").await.unwrap_err();
+        let HostRunError::Run(RunError::Failed(message)) = &failed else {
+            panic!("{name}: expected the agent's error, got {failed:?}")
+        };
+        assert!(message.contains(raised), "{name}: {message}");
+
+        let answer = run_json(&host, &plugin, "json:x").await;
+        assert_eq!(answer, json!({"input": "x", "n": 3}), "{name}");
+    }
+    host.shutdown().await;
+}
+
+/// A Python agent's sockets, files and environment and a JS agent's fetch
+/// reach nothing: a listener on loopback sees no connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_js_agents_reach_no_network_files_or_environment() {
+    let scratch = Scratch::new("guests-hostile");
+    let host = scratch.host(json!({}));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+
+    let py = load(&host, "testbed-py");
+    let seen = run_json(&host, &py, &format!("escape:{port}")).await;
+    for probe in ["create_connection", "socket", "passwd", "listdir"] {
+        let got = seen[probe].as_str().unwrap_or_default();
+        assert!(got.starts_with("error("), "python {probe}: {got}");
+    }
+    assert_eq!(seen["environ"], json!({}), "python sees no environment");
+
+    let ts = load(&host, "testbed-ts");
+    let seen = run_json(&host, &ts, "escape").await;
+    for global in ["process", "require", "deno", "env"] {
+        assert_eq!(seen[global], "undefined", "js {global}: {seen}");
+    }
+    // fetch exists in the JS runtime but has no wasi:http under it.
+    match host.run(&ts, &format!("fetch:{port}")).await {
+        Ok(out) => assert_ne!(out, "\"answered\"", "fetch got an answer"),
+        Err(error) => assert!(
+            matches!(
+                error,
+                HostRunError::Run(RunError::Trap(_) | RunError::Failed(_))
+            ),
+            "{error:?}"
+        ),
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a guest connected to the loopback listener"
+    );
+    let hello = load(&host, "hello-ts");
+    assert_eq!(
+        host.run(&hello, "after").await.as_deref(),
+        Ok("Hello, after!")
+    );
+    host.shutdown().await;
+}
+
+/// A Python or JS agent that allocates without end is stopped by the
+/// memory limit, one that loops by the deadline; each says which, and the
+/// next run of the same plugin works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_deadline_stop_runaway_python_and_js() {
+    let scratch = Scratch::new("guests-limits");
+    let host = scratch.host(json!({"deadline_secs": 2, "memory_limit_mb": 64}));
+    for name in ["testbed-py", "testbed-ts"] {
+        let plugin = load(&host, name);
+        let hog = host.run(&plugin, "hog").await.unwrap_err();
+        assert_eq!(
+            hog,
+            HostRunError::Run(RunError::MemoryLimit(64 << 20)),
+            "{name}"
+        );
+        let spin = host.run(&plugin, "spin").await.unwrap_err();
+        assert_eq!(
+            spin,
+            HostRunError::Run(RunError::Deadline(Duration::from_secs(2))),
+            "{name}"
+        );
+        let answer = run_json(&host, &plugin, "json:after").await;
+        assert_eq!(answer["input"], "after", "{name}");
+    }
+    host.shutdown().await;
+}
+
+/// The field report's research agent, in Python, against the real
+/// server-filesystem: each query searches and reads every document (many
+/// tool calls, reads in one batch), and 10 queries open one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn research_agent_in_python_on_server_filesystem() {
+    let scratch = Scratch::new("guests-research");
+    let docs = scratch.dir.join("docs");
+    std::fs::create_dir_all(docs.join("notes")).expect("docs");
+    std::fs::write(
+        docs.join("storms.md"),
+        "# Storms\nAgent code opened a new MCP session for every tool call.\n\
+         A connection storm is dozens of sessions per query.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        docs.join("notes/sandbox.md"),
+        "# Sandbox\nPlugins cannot open a socket or read files.\n",
+    )
+    .expect("write");
+    std::fs::write(docs.join("notes/skip.txt"), "connection storm session").expect("write");
+    let server =
+        root().join("tests/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let host = scratch.host_with(
+        json!({}),
+        json!({"fs": {"command": "node", "args": [server, docs]}}),
+    );
+    let research = load(&host, "research-py");
+    for i in 0..10 {
+        let answer = run_json(
+            &host,
+            &research,
+            &json!({"question": format!("What is a connection storm? ({i})")}).to_string(),
+        )
+        .await;
+        assert_eq!(answer["files_read"], 2, "{answer}");
+        // list dirs + 1 search + 2 reads + the note kept in builtin's store.
+        assert_eq!(answer["tool_calls"], 5, "{answer}");
+        let best = &answer["findings"][0];
+        assert!(
+            best["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("storms.md")),
+            "{answer}"
+        );
+        assert_eq!(best["line"], 3, "{answer}");
+        assert_eq!(
+            best["text"],
+            "A connection storm is dozens of sessions per query."
+        );
+    }
+    assert_eq!(sessions_opened(&host, "fs"), 1);
+    assert_eq!(sessions_opened(&host, "builtin"), 1);
+    host.shutdown().await;
+}
+
+/// A build that cannot work says why: a TypeScript type error names the
+/// file and line, a Python import error names the module, an empty
+/// directory says what weir build looks for.
+#[test]
+fn build_errors_name_what_went_wrong() {
+    let scratch = Scratch::new("guests-build");
+    let out = scratch.dir.join("out");
+
+    let ts = scratch.dir.join("typo-ts");
+    std::fs::create_dir_all(&ts).expect("dir");
+    std::fs::write(
+        ts.join("agent.ts"),
+        "import { agent } from 'weir-guest';\nexport const run = agent((input: string) => input.lenght);\n",
+    )
+    .expect("write");
+    let built = weir_build(&ts, &out);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success());
+    assert!(stderr.contains("agent.ts(2,"), "{stderr}");
+    assert!(stderr.contains("'lenght' does not exist"), "{stderr}");
+
+    let py = scratch.dir.join("missing-py");
+    std::fs::create_dir_all(&py).expect("dir");
+    std::fs::write(
+        py.join("agent.py"),
+        "import requests\nfrom weir_guest import agent\n\n@agent\ndef run(input):\n    return input\n",
+    )
+    .expect("write");
+    let built = weir_build(&py, &out);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success());
+    assert!(stderr.contains("No module named 'requests'"), "{stderr}");
+
+    let empty = scratch.dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let built = weir_build(&empty, &out);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success());
+    assert!(stderr.contains("holds no plugin source"), "{stderr}");
+    assert!(!out.exists() || std::fs::read_dir(&out).expect("out").next().is_none());
+}
