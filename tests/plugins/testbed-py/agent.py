@@ -6,7 +6,8 @@
 - `escape:PORT`: tries a socket to 127.0.0.1:PORT, reading /etc/passwd,
   the environment and the root directory; reports what each got;
 - `hog`: allocates without end; `spin`: loops without end;
-- `raise`: raises an exception of its own; `json`: answers with a dict.
+- `raise`: raises an exception of its own; `json`: answers with a dict;
+- `calls:N:SERVER`: calls SERVER's `echo` N times (for the benchmarks).
 """
 
 import encodings.idna  # noqa: F401 - so create_connection gets as far as the sandbox
@@ -93,6 +94,10 @@ def run(input: str):
         return spin()
     if mode == "raise":
         raise ValueError("raised on request")
+    if mode == "calls":
+        count, _, server = arg.partition(":")
+        ok = sum(not call_tool(server, "echo", message="hi").is_error for _ in range(int(count)))
+        return {"calls": int(count), "ok": ok}
     if mode == "json":
         return {"input": arg, "n": 3}
     return f"unknown mode {mode!r}"

@@ -6,7 +6,8 @@
 // - `escape`: looks for fetch, process, require and Deno; `fetch:PORT`
 //   tries fetch to 127.0.0.1:PORT; each reports what it got;
 // - `hog`: allocates without end; `spin`: loops without end;
-// - `raise`: throws an error of its own; `json`: answers with an object.
+// - `raise`: throws an error of its own; `json`: answers with an object;
+// - `calls:N:SERVER`: calls SERVER's `echo` N times (for the benchmarks).
 import { CallError, agent, callTool, callTools, type Json } from 'weir-guest';
 
 function failure(call: () => unknown): string {
@@ -106,6 +107,14 @@ export const run = agent((input: string): Json => {
       throw new RangeError('raised on request');
     case 'json':
       return { input: arg, n: 3 };
+    case 'calls': {
+      const [count, server] = arg.split(':');
+      let ok = 0;
+      for (let i = 0; i < Number(count); i++) {
+        if (!callTool(server, 'echo', { message: 'hi' }).isError) ok += 1;
+      }
+      return { calls: Number(count), ok };
+    }
     default:
       return `unknown mode ${mode}`;
   }

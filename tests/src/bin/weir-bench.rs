@@ -3,7 +3,7 @@
 //!
 //! `scripts/bench` builds and runs it; `--quick` shortens every part,
 //! `--only PART` runs one (overhead, storm, instantiation, scale, python,
-//! serve). It
+//! serve, guests). It
 //! prints a table and writes JSON (`--out FILE`). Each part is bounded by
 //! its iteration counts and stops by itself.
 //!
@@ -15,7 +15,9 @@
 //! 4. scale: 100 / 1,000 / 10,000 concurrent runs × 10 calls;
 //! 5. the Python stack, when `bench/.venv` has it (scripts/bench installs it);
 //! 6. `weir serve`: an MCP client calling an agent through weir vs calling
-//!    the server directly, and many concurrent client calls.
+//!    the server directly, and many concurrent client calls;
+//! 7. guests: agents in Rust, Python and JavaScript side by side — build,
+//!    compile, cached load, instantiation, a run, a tool call.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -461,8 +463,14 @@ impl Bench {
                 }
             }
             "instantiate" => {
+                // WEIR_BENCH_PLUGIN: another component to instantiate (a
+                // Python or JS agent, say).
+                let target = match std::env::var("WEIR_BENCH_PLUGIN") {
+                    Ok(path) => host.load(&path)?,
+                    Err(_) => fanout.clone(),
+                };
                 for _ in 0..n * 10 {
-                    host.instantiate_only(&fanout).await?;
+                    host.instantiate_only(&target).await?;
                 }
                 let us = t.elapsed().as_secs_f64() * 1e6 / (n * 10) as f64;
                 self.row(
@@ -777,6 +785,207 @@ impl Bench {
         Ok(())
     }
 
+    /// 7. Agents in Rust, Python and JavaScript side by side: what their
+    /// components cost to build, compile, load and instantiate, and what a
+    /// tool call costs from each, against a direct rmcp client's call on
+    /// the same kind of session.
+    async fn guests(&mut self, test_server: &Path) -> Result<()> {
+        let (instances, runs, calls) = if self.quick {
+            (100, 50, 300)
+        } else {
+            (500, 200, 2000)
+        };
+        let dir = self.scratch.join("guests");
+        std::fs::create_dir_all(&dir)?;
+        // (language, hello component, component making N echo calls)
+        let mut guests = vec![(
+            "Rust",
+            PathBuf::from(plugin("hello")),
+            PathBuf::from(plugin("fanout")),
+            None::<f64>,
+        )];
+        for (language, hello, testbed) in [
+            ("Python", "plugins/hello-py", "tests/plugins/testbed-py"),
+            ("JavaScript", "plugins/hello-ts", "tests/plugins/testbed-ts"),
+        ] {
+            let t = Instant::now();
+            let hello = self.build_guest(hello, &dir)?;
+            let build_s = t.elapsed().as_secs_f64();
+            let testbed = self.build_guest(testbed, &dir)?;
+            guests.push((language, hello, testbed, Some(build_s)));
+        }
+        let servers = json!({"s": {"command": test_server}});
+        let policy = json!({"allow": ["*/*"], "max_calls_per_run": 1_000_000});
+        let direct = self.direct_session(test_server, &[]).await?;
+        let peer = direct.peer().clone();
+        let echo = || {
+            CallToolRequestParams::new("echo").with_arguments(
+                json!({"message": "hi"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        };
+        for _ in 0..calls {
+            peer.call_tool(echo()).await?;
+        }
+        let t = Instant::now();
+        for _ in 0..calls {
+            peer.call_tool(echo()).await?;
+        }
+        let direct_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
+        self.row(
+            "[guests] direct rmcp call, test server",
+            format!("{direct_us:.1} µs/call"),
+            format!("{calls} calls, for the per-call rows below"),
+        );
+        let mut figures = serde_json::Map::new();
+        figures.insert("direct_us_per_call".into(), json!(direct_us));
+        for (language, hello, caller, build_s) in guests {
+            let size_mb = std::fs::metadata(&hello)?.len() as f64 / 1e6;
+            let hello_s = hello.display().to_string();
+            // Compile cold (no cache) — once for the big ones, it takes seconds.
+            let cold = self.host(
+                "guest-cold",
+                json!({"builtin": false, "cache_dir": false}),
+                json!({}),
+            )?;
+            let samples = if build_s.is_some() { 1 } else { 3 };
+            let mut compile = Vec::new();
+            for _ in 0..samples {
+                let t = Instant::now();
+                cold.load(&hello_s)?;
+                compile.push(t.elapsed());
+            }
+            cold.shutdown().await;
+            compile.sort();
+            let compile_ms = percentile(&compile, 0.5).as_secs_f64() * 1e3;
+
+            let cache = self.scratch.join(format!("cache-{language}"));
+            let _ = std::fs::remove_dir_all(&cache);
+            let weir = json!({"builtin": false, "cache_dir": cache, "default_policy": policy});
+            let host = self.host("guest", weir, servers.clone())?;
+            host.load(&hello_s)?; // fills the cache
+            let mut loads = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                host.load(&hello_s)?;
+                loads.push(t.elapsed());
+            }
+            loads.sort();
+            let cached_ms = percentile(&loads, 0.5).as_secs_f64() * 1e3;
+
+            let plugin = host.load(&hello_s)?;
+            let mut each = Vec::with_capacity(instances);
+            for _ in 0..instances {
+                let t = Instant::now();
+                host.instantiate_only(&plugin).await?;
+                each.push(t.elapsed());
+            }
+            each.sort();
+            let instantiate_us = percentile(&each, 0.5).as_secs_f64() * 1e6;
+
+            let mut each = Vec::with_capacity(runs);
+            for i in 0..runs + 10 {
+                let t = Instant::now();
+                let out = host.run(&plugin, "bench").await?;
+                if out != "Hello, bench!" {
+                    bail!("{language} hello: {out}");
+                }
+                if i >= 10 {
+                    each.push(t.elapsed());
+                }
+            }
+            each.sort();
+            let run_us = percentile(&each, 0.5).as_secs_f64() * 1e6;
+
+            let caller = host.load(&caller.display().to_string())?;
+            let input = if build_s.is_some() {
+                format!("calls:{calls}:s")
+            } else {
+                json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": calls})
+                    .to_string()
+            };
+            host.run(&caller, &input).await?; // warm-up
+            let t = Instant::now();
+            let out: Value = serde_json::from_str(&host.run(&caller, &input).await?)?;
+            let call_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
+            if out["ok"] != calls {
+                bail!("{language} calls: {out}");
+            }
+            host.shutdown().await;
+
+            let build = build_s.map_or("cargo".to_owned(), |s| format!("{s:.1} s"));
+            self.row(
+                &format!("[{language}] component size / weir build"),
+                format!("{size_mb:.1} MB"),
+                format!("build: {build}"),
+            );
+            self.row(
+                &format!("[{language}] load: compile cold / from the cache"),
+                format!("{compile_ms:.0} ms"),
+                format!("cached: {cached_ms:.1} ms"),
+            );
+            self.row(
+                &format!("[{language}] instantiation alone (pooling)"),
+                format!("{instantiate_us:.1} µs"),
+                format!("p50 of {instances}"),
+            );
+            self.row(
+                &format!("[{language}] run of hello (instantiate + 1 call)"),
+                format!("{run_us:.0} µs"),
+                format!("p50 of {runs}"),
+            );
+            self.row(
+                &format!("[{language}] tool call from the agent"),
+                format!("{call_us:.1} µs/call"),
+                format!(
+                    "{:.2}× direct; guest's share {:.1} µs",
+                    call_us / direct_us,
+                    call_us - direct_us
+                ),
+            );
+            figures.insert(
+                language.into(),
+                json!({"size_mb": size_mb, "build_s": build_s, "compile_ms": compile_ms,
+                    "cached_load_ms": cached_ms, "instantiate_us": instantiate_us,
+                    "hello_run_us": run_us, "call_us": call_us,
+                    "call_vs_direct": call_us / direct_us}),
+            );
+        }
+        direct.cancel().await?;
+        self.json.insert("guests".into(), Value::Object(figures));
+        Ok(())
+    }
+
+    /// Builds a Python or JS agent with `weir build` (componentize-py from
+    /// bench/.venv, the JS SDK's tools from guest-sdk/js).
+    fn build_guest(&self, source: &str, out: &Path) -> Result<PathBuf> {
+        let built = std::process::Command::new(sibling("weir")?)
+            .arg("build")
+            .arg(self.root.join(source))
+            .arg("--out")
+            .arg(out)
+            .env(
+                "WEIR_COMPONENTIZE_PY",
+                self.root.join("bench/.venv/bin/componentize-py"),
+            )
+            .stdin(Stdio::null())
+            .output()?;
+        if !built.status.success() {
+            bail!(
+                "weir build {source}: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+        }
+        let name = Path::new(source)
+            .file_name()
+            .context("plugin dir")?
+            .to_string_lossy()
+            .into_owned();
+        Ok(out.join(format!("{name}.wasm")))
+    }
+
     /// 4. Many concurrent runs × 10 calls on one session.
     async fn scale(&mut self) -> Result<()> {
         let sizes: &[usize] = if self.quick {
@@ -936,7 +1145,8 @@ async fn bench_main() -> Result<()> {
         report: Vec::new(),
         json: Default::default(),
     };
-    // `--only PART` (overhead, storm, instantiation, scale, python) runs one part.
+    // `--only PART` (overhead, storm, instantiation, scale, python, serve,
+    // guests) runs one part.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -974,6 +1184,9 @@ async fn bench_main() -> Result<()> {
     }
     if wanted("serve") {
         bench.serve(&test_server).await?;
+    }
+    if wanted("guests") {
+        bench.guests(&test_server).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if let Some(out) = out {
