@@ -2,17 +2,21 @@
 // Builds a JavaScript or TypeScript agent into a weir component, the way
 // `weir build` asks for it:
 //
-//   node build.mjs ENTRY --wit DIR --world agent --out FILE
+//   node build.mjs ENTRY --wit DIR --world agent --out FILE [--engine E]
 //
 // 1. TypeScript is type-checked against weir.d.ts (errors fail the build);
-// 2. the agent and this SDK are bundled into one module (componentize-js
-//    takes one file), `weir:` imports left to the host;
-// 3. componentize-js makes the component, with wasi:http and the fetch
-//    event left out: the sandbox gives no network, so the component must
-//    not import one.
+// 2. the agent and this SDK are bundled into one module (the componentizers
+//    take one file), `weir:` imports left to the host;
+// 3. the component is made with one of two JS engines:
+//    - `starlingmonkey` (default): componentize-js, SpiderMonkey inside
+//      (~12 MB), with wasi:http and the fetch event left out — the sandbox
+//      gives no network, so the component must not import one;
+//    - `quickjs`: componentize-qjs (~1.6 MB, compiles in a second), its
+//      synchronous runtime; it has no fetch at all.
 import { componentize } from '@bytecodealliance/componentize-js';
 import { rolldown } from 'rolldown';
 import ts from 'typescript';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -70,10 +74,14 @@ async function main() {
       wit: { type: 'string' },
       world: { type: 'string', default: 'agent' },
       out: { type: 'string' },
+      engine: { type: 'string', default: 'starlingmonkey' },
     },
   });
   if (positionals.length !== 1 || !values.wit || !values.out) {
-    fail('usage: build.mjs ENTRY --wit DIR [--world NAME] --out FILE');
+    fail('usage: build.mjs ENTRY --wit DIR [--world NAME] --out FILE [--engine starlingmonkey|quickjs]');
+  }
+  if (!['starlingmonkey', 'quickjs'].includes(values.engine)) {
+    fail(`unknown JS engine ${values.engine}: use starlingmonkey or quickjs`);
   }
   const entry = resolve(positionals[0]);
   if (entry.endsWith('.ts')) typeCheck(entry);
@@ -82,13 +90,25 @@ async function main() {
   try {
     const source = join(work, 'agent.js');
     await writeFile(source, code);
-    const { component } = await componentize({
-      sourcePath: source,
-      witPath: resolve(values.wit),
-      worldName: values.world,
-      disableFeatures: ['http', 'fetch-event'],
-    });
-    await writeFile(values.out, component);
+    if (values.engine === 'quickjs') {
+      const qjs = join(sdk, 'node_modules', '.bin', 'componentize-qjs');
+      const made = spawnSync(
+        qjs,
+        ['--wit', resolve(values.wit), '--world', values.world, '--js', source, '--sync',
+          '--output', resolve(values.out)],
+        { encoding: 'utf8' },
+      );
+      if (made.error) fail(`cannot run ${qjs}: ${made.error.message}`);
+      if (made.status !== 0) fail(`${made.stderr}${made.stdout}`.trimEnd());
+    } else {
+      const { component } = await componentize({
+        sourcePath: source,
+        witPath: resolve(values.wit),
+        worldName: values.world,
+        disableFeatures: ['http', 'fetch-event'],
+      });
+      await writeFile(values.out, component);
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

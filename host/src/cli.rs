@@ -133,6 +133,10 @@ struct BuildArgs {
     /// manifest.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The engine a JavaScript/TypeScript agent runs on: SpiderMonkey
+    /// (fuller, ~12 MB) or QuickJS (~1.6 MB, quicker to compile and load).
+    #[arg(long, value_enum, default_value_t)]
+    js_engine: crate::plugin_build::JsEngine,
 }
 
 #[derive(Debug, Args)]
@@ -432,7 +436,14 @@ async fn build(args: BuildArgs) -> Result<ExitCode> {
         args.dir.display()
     ));
     let built = tokio::task::block_in_place(|| {
-        crate::plugin_build::build(&host, &args.dir, args.out.as_deref())
+        crate::plugin_build::build(
+            &host,
+            &args.dir,
+            args.out.as_deref(),
+            crate::plugin_build::BuildOptions {
+                js_engine: args.js_engine,
+            },
+        )
     });
     drop(progress);
     host.shutdown().await;

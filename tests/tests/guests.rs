@@ -23,7 +23,7 @@ fn root() -> PathBuf {
 }
 
 /// `weir build` with componentize-py (tests/py's venv) on PATH.
-fn weir_build(dir: &Path, out: &Path) -> std::process::Output {
+fn weir_build(dir: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let venv = root().join("tests/py/.venv/bin");
     let path = std::env::join_paths(std::iter::once(venv).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
@@ -34,6 +34,7 @@ fn weir_build(dir: &Path, out: &Path) -> std::process::Output {
         .arg(dir)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .env("PATH", path)
         .stdin(std::process::Stdio::null())
         .output()
@@ -41,29 +42,41 @@ fn weir_build(dir: &Path, out: &Path) -> std::process::Output {
 }
 
 /// The guest plugins, built once per test run (Python ones and JS ones
-/// side by side) into a directory of their own.
+/// side by side) into a directory of their own; the JS ones on QuickJS
+/// too, into its `quickjs/`.
 fn guests() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-plugins");
         let _ = std::fs::remove_dir_all(&out);
-        let batches = [
-            vec![
-                "plugins/hello-py",
-                "tests/plugins/testbed-py",
-                "plugins/research-py",
+        const QUICKJS: &[&str] = &["--js-engine", "quickjs"];
+        let batches: [&[(&str, &[&str])]; 2] = [
+            &[
+                ("plugins/hello-py", &[]),
+                ("tests/plugins/testbed-py", &[]),
+                ("plugins/research-py", &[]),
             ],
-            vec!["plugins/hello-ts", "tests/plugins/testbed-ts"],
+            &[
+                ("plugins/hello-ts", &[]),
+                ("tests/plugins/testbed-ts", &[]),
+                ("plugins/hello-ts", QUICKJS),
+                ("tests/plugins/testbed-ts", QUICKJS),
+            ],
         ];
         std::thread::scope(|s| {
-            for batch in &batches {
+            for batch in batches {
                 let out = &out;
                 s.spawn(move || {
-                    for dir in batch {
-                        let built = weir_build(&root().join(dir), out);
+                    for (dir, extra) in batch {
+                        let target = if extra.is_empty() {
+                            out.clone()
+                        } else {
+                            out.join("quickjs")
+                        };
+                        let built = weir_build(&root().join(dir), &target, extra);
                         assert!(
                             built.status.success(),
-                            "weir build {dir} failed:\n{}",
+                            "weir build {dir} {extra:?} failed:\n{}",
                             String::from_utf8_lossy(&built.stderr)
                         );
                     }
@@ -74,6 +87,7 @@ fn guests() -> &'static Path {
     })
 }
 
+/// A guest plugin by name; `quickjs/NAME` for the QuickJS build.
 fn load(host: &Host, name: &str) -> Plugin {
     let path = guests().join(format!("{name}.wasm"));
     host.load(&path.display().to_string())
@@ -103,7 +117,7 @@ async fn run_json(host: &Host, plugin: &Plugin, input: &str) -> Value {
 async fn hello_in_python_and_typescript_share_one_session() {
     let scratch = Scratch::new("guests-hello");
     let host = scratch.host(json!({}));
-    for name in ["hello-py", "hello-ts"] {
+    for name in ["hello-py", "hello-ts", "quickjs/hello-ts"] {
         let plugin = load(&host, name);
         for i in 0..100 {
             let greeting = host
@@ -160,6 +174,14 @@ async fn typed_errors_reach_python_and_js_as_exceptions() {
         ),
         (
             "testbed-ts",
+            (
+                "invalid_not_object",
+                "InvalidArguments: invalid arguments: arguments must be an object",
+            ),
+            "RangeError: raised on request",
+        ),
+        (
+            "quickjs/testbed-ts",
             (
                 "invalid_not_object",
                 "InvalidArguments: invalid arguments: arguments must be an object",
@@ -228,21 +250,24 @@ async fn python_and_js_agents_reach_no_network_files_or_environment() {
     }
     assert_eq!(seen["environ"], json!({}), "python sees no environment");
 
-    let ts = load(&host, "testbed-ts");
-    let seen = run_json(&host, &ts, "escape").await;
-    for global in ["process", "require", "deno", "env"] {
-        assert_eq!(seen[global], "undefined", "js {global}: {seen}");
-    }
-    // fetch exists in the JS runtime but has no wasi:http under it.
-    match host.run(&ts, &format!("fetch:{port}")).await {
-        Ok(out) => assert_ne!(out, "\"answered\"", "fetch got an answer"),
-        Err(error) => assert!(
-            matches!(
-                error,
-                HostRunError::Run(RunError::Trap(_) | RunError::Failed(_))
+    for name in ["testbed-ts", "quickjs/testbed-ts"] {
+        let ts = load(&host, name);
+        let seen = run_json(&host, &ts, "escape").await;
+        for global in ["process", "require", "deno", "env"] {
+            assert_eq!(seen[global], "undefined", "{name} {global}: {seen}");
+        }
+        // SpiderMonkey's fetch exists but has no wasi:http under it;
+        // QuickJS has none.
+        match host.run(&ts, &format!("fetch:{port}")).await {
+            Ok(out) => assert_ne!(out, "\"answered\"", "{name}: fetch got an answer"),
+            Err(error) => assert!(
+                matches!(
+                    error,
+                    HostRunError::Run(RunError::Trap(_) | RunError::Failed(_))
+                ),
+                "{name}: {error:?}"
             ),
-            "{error:?}"
-        ),
+        }
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -264,7 +289,7 @@ async fn python_and_js_agents_reach_no_network_files_or_environment() {
 async fn memory_and_deadline_stop_runaway_python_and_js() {
     let scratch = Scratch::new("guests-limits");
     let host = scratch.host(json!({"deadline_secs": 2, "memory_limit_mb": 64}));
-    for name in ["testbed-py", "testbed-ts"] {
+    for name in ["testbed-py", "testbed-ts", "quickjs/testbed-ts"] {
         let plugin = load(&host, name);
         let hog = host.run(&plugin, "hog").await.unwrap_err();
         assert_eq!(
@@ -354,7 +379,7 @@ fn build_errors_name_what_went_wrong() {
         "import { agent } from 'weir-guest';\nexport const run = agent((input: string) => input.lenght);\n",
     )
     .expect("write");
-    let built = weir_build(&ts, &out);
+    let built = weir_build(&ts, &out, &[]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(!built.status.success());
     assert!(stderr.contains("agent.ts(2,"), "{stderr}");
@@ -367,14 +392,14 @@ fn build_errors_name_what_went_wrong() {
         "import requests\nfrom weir_guest import agent\n\n@agent\ndef run(input):\n    return input\n",
     )
     .expect("write");
-    let built = weir_build(&py, &out);
+    let built = weir_build(&py, &out, &[]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(!built.status.success());
     assert!(stderr.contains("No module named 'requests'"), "{stderr}");
 
     let empty = scratch.dir.join("empty");
     std::fs::create_dir_all(&empty).expect("dir");
-    let built = weir_build(&empty, &out);
+    let built = weir_build(&empty, &out, &[]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(!built.status.success());
     assert!(stderr.contains("holds no plugin source"), "{stderr}");

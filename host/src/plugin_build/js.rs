@@ -1,15 +1,16 @@
 //! JavaScript and TypeScript plugins: the JS guest SDK's `build.mjs` (run
 //! by node) type-checks TypeScript, bundles the agent with the SDK, and
-//! has componentize-js (from npm) make the component without wasi:http —
-//! the sandbox gives no network, so the component must not ask for one.
+//! has componentize-js (SpiderMonkey) or componentize-qjs (QuickJS), both
+//! from npm, make the component — never with wasi:http: the sandbox gives
+//! no network, so the component must not ask for one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::scratch::{Scratch, WORLD};
-use super::{Artifact, BuildError, read_artifact, run_tool};
+use super::{Artifact, BuildError, JsEngine, read_artifact, run_tool};
 
-pub(super) fn build(dir: &Path, entry: &Path) -> Result<Artifact, BuildError> {
+pub(super) fn build(dir: &Path, entry: &Path, engine: JsEngine) -> Result<Artifact, BuildError> {
     let sdk = find_sdk(dir)?;
     let scratch = Scratch::new()?;
     let out = scratch.path("agent.wasm");
@@ -20,7 +21,7 @@ pub(super) fn build(dir: &Path, entry: &Path) -> Result<Artifact, BuildError> {
             .arg(entry)
             .arg("--wit")
             .arg(scratch.wit())
-            .args(["--world", WORLD, "--out"])
+            .args(["--world", WORLD, "--engine", engine.name(), "--out"])
             .arg(&out),
         "node",
         "install Node.js 20 or later (or set WEIR_NODE)",

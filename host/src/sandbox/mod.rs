@@ -52,6 +52,9 @@ const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 
 /// Tables one component may hold.
 const TABLES_PER_COMPONENT: u32 = 8;
+/// Linear memories one component may hold: one for most, two for a
+/// QuickJS agent (the runtime's and the adapter's).
+const MEMORIES_PER_COMPONENT: u32 = 2;
 
 /// A compiled, validated, pre-linked plugin with the policy it runs under.
 /// Cheap to clone; a run is an instantiation of this, which the pooling
@@ -492,8 +495,8 @@ fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {
             .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
             .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
             .max_tables_per_component(TABLES_PER_COMPONENT)
-            .total_memories(slots)
-            .max_memories_per_component(1)
+            .total_memories(slots.saturating_mul(MEMORIES_PER_COMPONENT))
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .total_stacks(slots)
             .max_memory_size(limits.memory_bytes)
             // A finished run's memory is reset for the next one. By default

@@ -114,11 +114,15 @@ impl WasiView for RunState {
 
 /// Caps memory growth and remembers that it refused some, so a trap that
 /// follows (a Rust guest aborts when allocation fails) is reported as the
-/// memory limit it really is.
+/// memory limit it really is. The cap is on all of a run's linear memories
+/// together (a QuickJS agent has two), so a second memory is no way around
+/// it.
 #[derive(Debug)]
 pub(crate) struct RunLimiter {
     pub memory_bytes: usize,
     pub memory_denied: bool,
+    /// Bytes of linear memory the run's memories hold between them.
+    in_use: usize,
 }
 
 impl RunLimiter {
@@ -126,6 +130,7 @@ impl RunLimiter {
         Self {
             memory_bytes,
             memory_denied: false,
+            in_use: 0,
         }
     }
 }
@@ -133,11 +138,15 @@ impl RunLimiter {
 impl ResourceLimiter for RunLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_bytes && maximum.is_none_or(|m| desired <= m);
+        let total = self.in_use.saturating_sub(current).saturating_add(desired);
+        let allowed = total <= self.memory_bytes && maximum.is_none_or(|m| desired <= m);
+        if allowed {
+            self.in_use = total;
+        }
         self.memory_denied |= !allowed;
         Ok(allowed)
     }
@@ -162,5 +171,29 @@ impl ResourceLimiter for RunLimiter {
 
     fn memories(&self) -> usize {
         4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory limit holds for a run's memories together: a second
+    /// memory (a QuickJS agent has two) is no way around it.
+    #[test]
+    fn memory_limit_covers_all_memories_together() {
+        let mut limiter = RunLimiter::new(10 << 20);
+        let grow = |l: &mut RunLimiter, current, desired| {
+            l.memory_growing(current, desired, None).expect("limiter")
+        };
+        assert!(grow(&mut limiter, 0, 4 << 20), "first memory created");
+        assert!(grow(&mut limiter, 0, 4 << 20), "second memory created");
+        assert!(
+            !grow(&mut limiter, 4 << 20, 8 << 20),
+            "8 + 4 MiB is past 10"
+        );
+        assert!(limiter.memory_denied);
+        assert!(grow(&mut limiter, 4 << 20, 6 << 20), "6 + 4 MiB fits");
+        assert!(!grow(&mut limiter, 4 << 20, 5 << 20), "6 + 5 MiB does not");
     }
 }

@@ -804,14 +804,31 @@ impl Bench {
             PathBuf::from(plugin("fanout")),
             None::<f64>,
         )];
-        for (language, hello, testbed) in [
-            ("Python", "plugins/hello-py", "tests/plugins/testbed-py"),
-            ("JavaScript", "plugins/hello-ts", "tests/plugins/testbed-ts"),
+        for (language, hello, testbed, engine) in [
+            (
+                "Python",
+                "plugins/hello-py",
+                "tests/plugins/testbed-py",
+                None,
+            ),
+            (
+                "JS, SpiderMonkey",
+                "plugins/hello-ts",
+                "tests/plugins/testbed-ts",
+                Some("starlingmonkey"),
+            ),
+            (
+                "JS, QuickJS",
+                "plugins/hello-ts",
+                "tests/plugins/testbed-ts",
+                Some("quickjs"),
+            ),
         ] {
+            let out = dir.join(engine.unwrap_or("python"));
             let t = Instant::now();
-            let hello = self.build_guest(hello, &dir)?;
+            let hello = self.build_guest(hello, &out, engine)?;
             let build_s = t.elapsed().as_secs_f64();
-            let testbed = self.build_guest(testbed, &dir)?;
+            let testbed = self.build_guest(testbed, &out, engine)?;
             guests.push((language, hello, testbed, Some(build_s)));
         }
         let servers = json!({"s": {"command": test_server}});
@@ -861,7 +878,7 @@ impl Bench {
             compile.sort();
             let compile_ms = percentile(&compile, 0.5).as_secs_f64() * 1e3;
 
-            let cache = self.scratch.join(format!("cache-{language}"));
+            let cache = self.scratch.join(format!("cache-{}", figures.len()));
             let _ = std::fs::remove_dir_all(&cache);
             let weir = json!({"builtin": false, "cache_dir": cache, "default_policy": policy});
             let host = self.host("guest", weir, servers.clone())?;
@@ -960,12 +977,13 @@ impl Bench {
 
     /// Builds a Python or JS agent with `weir build` (componentize-py from
     /// bench/.venv, the JS SDK's tools from guest-sdk/js).
-    fn build_guest(&self, source: &str, out: &Path) -> Result<PathBuf> {
+    fn build_guest(&self, source: &str, out: &Path, js_engine: Option<&str>) -> Result<PathBuf> {
         let built = std::process::Command::new(sibling("weir")?)
             .arg("build")
             .arg(self.root.join(source))
             .arg("--out")
             .arg(out)
+            .args(js_engine.map(|e| ["--js-engine", e]).into_iter().flatten())
             .env(
                 "WEIR_COMPONENTIZE_PY",
                 self.root.join("bench/.venv/bin/componentize-py"),
