@@ -785,10 +785,10 @@ impl Bench {
         Ok(())
     }
 
-    /// 7. Agents in Rust, Python and JavaScript side by side: what their
-    /// components cost to build, compile, load and instantiate, and what a
-    /// tool call costs from each, against a direct rmcp client's call on
-    /// the same kind of session.
+    /// Part 7, agents in Rust, Python and JavaScript side by side: what
+    /// their components cost to build, compile, load and instantiate, and
+    /// what a tool call costs from each, against a direct rmcp client's call
+    /// on the same kind of session.
     async fn guests(&mut self, test_server: &Path) -> Result<()> {
         let (instances, runs, calls) = if self.quick {
             (100, 50, 300)
