@@ -64,7 +64,7 @@ enum Command {
     Doctor(DoctorArgs),
     /// Replay every recording in a directory and compare the outputs.
     Test(TestArgs),
-    /// Make a new plugin crate that builds as it stands.
+    /// Make a new plugin (Rust, Python or TypeScript) that builds as it stands.
     New(NewArgs),
     /// Build a plugin (Rust, Python, JavaScript or TypeScript) into a checked component.
     Build(BuildArgs),
@@ -121,6 +121,9 @@ struct NewArgs {
     /// Where to make its directory (default: here).
     #[arg(long, value_name = "DIR", default_value = ".")]
     path: PathBuf,
+    /// The language to write it in.
+    #[arg(long, value_enum, default_value_t)]
+    lang: crate::scaffold::Lang,
 }
 
 #[derive(Debug, Args)]
@@ -231,7 +234,7 @@ pub fn main() -> ExitCode {
                 Command::Doctor(args) => doctor(args).await,
                 Command::Test(args) => test(args).await,
                 Command::New(args) => {
-                    let dir = crate::scaffold::new_plugin(&args.name, &args.path)?;
+                    let dir = crate::scaffold::new_plugin(&args.name, &args.path, args.lang)?;
                     println!("created {}", dir.display());
                     println!(
                         "next: cd {} && weir build && weir run {}.wasm --input you",

@@ -1,9 +1,19 @@
-//! `weir new`: a plugin crate that builds as it stands — Cargo.toml, a
-//! short agent that lists tools and calls one, its manifest, a README.
+//! `weir new`: a plugin that builds as it stands — a short agent that lists
+//! tools and calls one (a Rust crate, or an `agent.py` or `agent.ts`), its
+//! manifest, a README.
 
 use std::path::{Path, PathBuf};
 
-/// Why a plugin crate could not be made.
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    #[default]
+    Rust,
+    Python,
+    Typescript,
+}
+
+/// Why a plugin could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     #[error(
@@ -51,8 +61,8 @@ fn valid(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// Creates the crate `NAME` in `parent`; returns its directory.
-pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
+/// Creates the plugin `NAME` in `parent`; returns its directory.
+pub fn new_plugin(name: &str, parent: &Path, lang: Lang) -> Result<PathBuf, ScaffoldError> {
     if !valid(name) {
         return Err(ScaffoldError::BadName(name.to_owned()));
     }
@@ -61,12 +71,23 @@ pub fn new_plugin(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
         return Err(ScaffoldError::Exists(dir));
     }
     let manifest_file = format!("{name}.toml");
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &dir)),
-        ("src/lib.rs", LIB_RS.to_owned()),
+    let mut files = vec![
         (manifest_file.as_str(), manifest(name)),
-        ("README.md", readme(name)),
+        ("README.md", readme(name, lang)),
     ];
+    match lang {
+        Lang::Rust => {
+            files.push(("Cargo.toml", cargo_toml(name, &dir)));
+            files.push(("src/lib.rs", LIB_RS.to_owned()));
+        }
+        Lang::Python => files.push(("agent.py", AGENT_PY.to_owned())),
+        Lang::Typescript => {
+            files.push(("agent.ts", AGENT_TS.to_owned()));
+            if let Some(types) = js_types(&dir) {
+                files.push(("tsconfig.json", tsconfig(&types)));
+            }
+        }
+    }
     for (file, text) in files {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
@@ -136,6 +157,80 @@ fn run(input: &str) -> Result<String, String> {
 }
 "#;
 
+const AGENT_PY: &str = r##""""A weir agent: it runs sandboxed, and its only way out is a tool call
+that weir makes for it on the session it keeps to each MCP server.
+
+Import what it needs here, at the top: modules are imported when
+`weir build` makes the component, not when it runs.
+"""
+
+from weir_guest import AgentError, agent, call_tool, list_tools
+
+
+@agent
+def run(input: str) -> str:
+    name = input.strip() or "world"
+    # What this agent may call (its policy decides), e.g. builtin/echo.
+    tools = list_tools()
+    echo = next((t for t in tools if t.name == "echo"), None)
+    if echo is None:
+        raise AgentError("no server offers an `echo` tool")
+    reply = call_tool(echo.server, "echo", message=f"Hello, {name}!")
+    if reply.is_error:
+        raise AgentError(f"echo failed: {reply.text}")
+    return f"{reply.text} ({len(tools)} tools visible)"
+"##;
+
+const AGENT_TS: &str = r#"// A weir agent: it runs sandboxed, and its only way out is a tool call
+// that weir makes for it on the session it keeps to each MCP server.
+import { AgentError, agent, callTool, listTools } from 'weir-guest';
+
+export const run = agent((input: string): string => {
+  const name = input.trim() || 'world';
+  // What this agent may call (its policy decides), e.g. builtin/echo.
+  const tools = listTools();
+  const echo = tools.find((t) => t.name === 'echo');
+  if (!echo) throw new AgentError('no server offers an `echo` tool');
+  const reply = callTool(echo.server, 'echo', { message: `Hello, ${name}!` });
+  if (reply.isError) throw new AgentError(`echo failed: ${reply.text}`);
+  return `${reply.text} (${tools.length} tools visible)`;
+});
+"#;
+
+/// The JS SDK's type declarations, for the editor's tsconfig: in the weir
+/// checkout the plugin is made in, else the one this `weir` was built from.
+fn js_types(dir: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/js/weir.d.ts");
+    absolute
+        .ancestors()
+        .map(|a| a.join("guest-sdk/js/weir.d.ts"))
+        .find(|t| t.is_file())
+        .or_else(|| built_from.is_file().then_some(built_from))
+        .map(|t| std::fs::canonicalize(&t).unwrap_or(t))
+}
+
+fn tsconfig(types: &Path) -> String {
+    format!(
+        r#"{{
+  "//": "For editors: weir build type-checks with the same settings.",
+  "compilerOptions": {{
+    "strict": true,
+    "noEmit": true,
+    "target": "ES2022",
+    "module": "ESNext",
+    "moduleResolution": "Bundler",
+    "lib": ["ES2022"],
+    "types": [],
+    "paths": {{ "weir-guest": [{types:?}] }}
+  }},
+  "files": ["agent.ts"]
+}}
+"#,
+        types = types.display().to_string()
+    )
+}
+
 fn manifest(name: &str) -> String {
     format!(
         r#"# What `{name}` says about itself: `weir list` and `weir inspect` show it,
@@ -155,7 +250,19 @@ allow = ["builtin/echo"]
     )
 }
 
-fn readme(name: &str) -> String {
+fn readme(name: &str, lang: Lang) -> String {
+    let (source, needs) = match lang {
+        Lang::Rust => ("src/lib.rs", ""),
+        Lang::Python => (
+            "agent.py",
+            "\nBuilding needs componentize-py: `pip install componentize-py==0.25.1`.\n",
+        ),
+        Lang::Typescript => (
+            "agent.ts",
+            "\nBuilding needs weir's JS guest SDK with its tools: `npm ci` in a weir\n\
+             checkout's `guest-sdk/js` (or set `WEIR_JS_SDK` to it).\n",
+        ),
+    };
     format!(
         r#"# {name}
 
@@ -166,8 +273,8 @@ weir build            # → {name}.wasm beside {name}.toml
 weir run {name}.wasm --input you
 weir run {name}.wasm --input you --record greet.replay.jsonl   # then: weir test .
 ```
-
-`src/lib.rs` is the agent; `{name}.toml` is its manifest (description, input
+{needs}
+`{source}` is the agent; `{name}.toml` is its manifest (description, input
 schema, the tools it asks to call).
 "#
     )
@@ -187,13 +294,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weir-scaffold-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let made = new_plugin("demo", &dir).unwrap();
+        let made = new_plugin("demo", &dir, Lang::Rust).unwrap();
         assert!(made.join("src/lib.rs").is_file());
         assert!(made.join("demo.toml").is_file());
         assert!(matches!(
-            new_plugin("demo", &dir),
+            new_plugin("demo", &dir, Lang::Python),
             Err(ScaffoldError::Exists(_))
         ));
+        let py = new_plugin("demo-py", &dir, Lang::Python).unwrap();
+        assert!(py.join("agent.py").is_file() && !py.join("Cargo.toml").exists());
+        let ts = new_plugin("demo-ts", &dir, Lang::Typescript).unwrap();
+        assert!(ts.join("agent.ts").is_file());
+        let tsconfig = std::fs::read_to_string(ts.join("tsconfig.json")).unwrap();
+        assert!(tsconfig.contains("weir.d.ts"), "{tsconfig}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -405,3 +405,35 @@ fn build_errors_name_what_went_wrong() {
     assert!(stderr.contains("holds no plugin source"), "{stderr}");
     assert!(!out.exists() || std::fs::read_dir(&out).expect("out").next().is_none());
 }
+
+/// `weir new --lang python|typescript` makes an agent that `weir build`
+/// builds and `weir run` runs as it stands.
+#[test]
+fn new_python_and_typescript_agents_build_and_run() {
+    let scratch = Scratch::new("guests-new");
+    let parent = scratch.dir.display().to_string();
+    for (name, lang) in [("greet-py", "python"), ("greet-ts", "typescript")] {
+        let made = support::weir(&["new", name, "--lang", lang, "--path", &parent]);
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let dir = scratch.dir.join(name);
+        let built = weir_build(&dir, &dir, &[]);
+        assert!(
+            built.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let wasm = dir.join(format!("{name}.wasm")).display().to_string();
+        let ran = support::weir(&["run", &wasm, "--input", "you"]);
+        assert!(
+            ran.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        let out = String::from_utf8_lossy(&ran.stdout);
+        assert!(out.starts_with("Hello, you! ("), "{name}: {out}");
+    }
+}
