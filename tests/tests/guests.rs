@@ -251,6 +251,21 @@ async fn python_and_js_agents_reach_no_network_files_or_environment() {
     assert_eq!(seen["environ"], json!({}), "python sees no environment");
 
     for name in ["testbed-ts", "quickjs/testbed-ts"] {
+        // Built without wasi:http: the component asks for no network.
+        let path = guests().join(format!("{name}.wasm")).display().to_string();
+        let inspected = support::weir(&["inspect", &path, "--json"]);
+        let shape: Value = serde_json::from_slice(&inspected.stdout).expect("inspect json");
+        let imports = shape["imports"].as_array().expect("imports");
+        assert!(
+            imports.iter().any(|i| i == "weir:agent/mcp@0.1.0"),
+            "{name}: {imports:?}"
+        );
+        assert!(
+            !imports.iter().any(|i| i
+                .as_str()
+                .is_some_and(|i| i.starts_with("wasi:http") || i.starts_with("wasi:sockets"))),
+            "{name} imports a network: {imports:?}"
+        );
         let ts = load(&host, name);
         let seen = run_json(&host, &ts, "escape").await;
         for global in ["process", "require", "deno", "env"] {
