@@ -32,7 +32,10 @@ pub(super) fn build(dir: &Path, entry: &Path) -> Result<Artifact, BuildError> {
             .arg(scratch.root().join("sdk"))
             .arg(&module)
             .arg("-o")
-            .arg(&out),
+            .arg(&out)
+            // The agent's Python traceback is the news, not a backtrace of
+            // componentize-py's own Rust code burying it.
+            .env("RUST_BACKTRACE", "0"),
         "componentize-py",
         "install it: pip install componentize-py==0.25.1 (or set WEIR_COMPONENTIZE_PY)",
     )?;

@@ -2,11 +2,15 @@
 //!
 //! An entry is keyed by the plugin file's sha256 and the engine's
 //! compatibility hash (wasmtime version, target, settings): a different
-//! file or engine simply misses. An entry is never trusted blindly: it
-//! carries the sha256 of its own bytes, checked before wasmtime (which
-//! checks its own header again) is handed it; anything that fails either
+//! file or engine simply misses. An entry is never trusted blindly: beside
+//! it, `ENTRY.sum` holds its length and CRC-32, checked before wasmtime
+//! (which checks its own header again) maps it; anything that fails either
 //! check is ignored, logged and rewritten. Entries are written to a
-//! temporary file and renamed, so a crash never leaves half an entry.
+//! temporary file and renamed, never changed in place, so a crash never
+//! leaves half an entry and a mapped entry never changes under a reader.
+//!
+//! A hit maps the entry rather than reading it: a Python or JS agent
+//! compiles to ~35 MB, and only the code a run executes is ever paged in.
 //!
 //! Loading native code from disk trusts whoever can write the directory:
 //! it is created private (0700) to the user running weir.
@@ -15,7 +19,6 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -52,46 +55,96 @@ impl CompileCache {
     /// one exists.
     pub fn get(&self, engine: &Engine, file_sha256: &str) -> Option<Component> {
         let path = self.entry(file_sha256);
-        let bytes = std::fs::read(&path).ok()?;
+        // No checksum, no entry: a miss (or one from before checksums).
+        let sum = std::fs::read_to_string(sum_path(&path)).ok()?;
         let reject = |why: &str| {
             tracing::warn!(entry = %path.display(), why, "ignoring compile cache entry");
             None
         };
-        if bytes.len() < 32 {
+        let Some((len, crc)) = parse_sum(&sum) else {
+            return reject("unreadable checksum");
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(_) => return reject("checksum without entry"),
+        };
+        if file.metadata().map(|m| m.len()).ok() != Some(len) || len == 0 {
             return reject("truncated");
         }
-        let (sum, body) = bytes.split_at(32);
-        if Sha256::digest(body).as_slice() != sum {
-            return reject("checksum mismatch");
+        match crc_of(&file, len) {
+            Ok(actual) if actual == crc => {}
+            Ok(_) => return reject("checksum mismatch"),
+            Err(e) => return reject(&format!("cannot map: {e}")),
         }
-        // SAFETY: `body` is a serialized component this cache wrote (its
-        // checksum matches) into a directory private to this user; wasmtime
-        // further checks its header against this engine.
-        match unsafe { Component::deserialize(engine, body) } {
+        // SAFETY: the entry was written by `put` below (it matches the
+        // checksum written after it) into a directory only this user can
+        // write, and entries are replaced by rename, never modified in
+        // place, so the mapping cannot change under wasmtime.
+        match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => Some(component),
             Err(e) => reject(&format!("not loadable by this engine: {e}")),
         }
     }
 
-    /// Stores a compilation; failures are logged, never fatal.
+    /// Stores a compilation. Failure only costs a recompile next time, so
+    /// it is logged, not returned.
     pub fn put(&self, file_sha256: &str, component: &Component) {
+        let path = self.entry(file_sha256);
         let result = component
             .serialize()
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|body| {
-                let path = self.entry(file_sha256);
-                let tmp =
-                    path.with_extension(format!("tmp{}-{}", std::process::id(), fastrand::u64(..)));
-                let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(&Sha256::digest(&body))?;
-                file.write_all(&body)?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &path)
+                write_atomically(&path, &body)?;
+                let sum = format!("{} {:08x}\n", body.len(), crc32fast::hash(&body));
+                write_atomically(&sum_path(&path), sum.as_bytes())
             });
         if let Err(error) = result {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write compile cache entry");
         }
     }
+}
+
+/// Where an entry's length and checksum are kept.
+fn sum_path(entry: &Path) -> PathBuf {
+    entry.with_extension("cwasm.sum")
+}
+
+/// `"LEN CRC"` as `put` writes it.
+fn parse_sum(text: &str) -> Option<(u64, u32)> {
+    let (len, crc) = text.trim().split_once(' ')?;
+    Some((len.parse().ok()?, u32::from_str_radix(crc, 16).ok()?))
+}
+
+/// The CRC-32 of the file's `len` bytes, read through a mapping: no copy
+/// of a 35 MB entry, and the pages are the ones wasmtime maps next.
+fn crc_of(file: &std::fs::File, len: u64) -> std::io::Result<u32> {
+    use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a fresh read-only private mapping of a file nobody modifies
+    // in place (see `get`), read as bytes and unmapped before returning.
+    unsafe {
+        let base = mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ,
+            MapFlags::PRIVATE,
+            file,
+            0,
+        )?;
+        let crc = crc32fast::hash(std::slice::from_raw_parts(base.cast::<u8>(), len));
+        munmap(base, len)?;
+        Ok(crc)
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames
+/// it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}-{}", std::process::id(), fastrand::u64(..)));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -118,4 +171,43 @@ pub fn default_dir() -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|base| base.join("weir").join("compiled"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored entry is found again; a flipped byte, a lost checksum or a
+    /// truncated entry is a miss, never a load.
+    #[test]
+    fn entries_round_trip_and_damage_is_a_miss() {
+        let dir = std::env::temp_dir().join(format!("weir-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).expect("engine");
+        // The smallest component: the preamble alone.
+        let empty = b"\0asm\x0d\x00\x01\x00";
+        let component = Component::new(&engine, empty).expect("component");
+        let cache = CompileCache::open(&dir, &engine).expect("cache");
+        assert!(cache.get(&engine, "abc").is_none(), "empty cache");
+        cache.put("abc", &component);
+        assert!(cache.get(&engine, "abc").is_some(), "stored, found");
+        assert!(cache.get(&engine, "abd").is_none(), "other key");
+
+        let entry = cache.entry("abc");
+        let good = std::fs::read(&entry).expect("entry");
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        std::fs::write(&entry, &bad).expect("corrupt");
+        assert!(cache.get(&engine, "abc").is_none(), "flipped byte");
+        std::fs::write(&entry, &good[..good.len() / 2]).expect("truncate");
+        assert!(cache.get(&engine, "abc").is_none(), "truncated");
+        std::fs::write(&entry, &good).expect("restore");
+        assert!(cache.get(&engine, "abc").is_some(), "restored");
+        std::fs::remove_file(sum_path(&entry)).expect("rm sum");
+        assert!(cache.get(&engine, "abc").is_none(), "no checksum");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
