@@ -452,3 +452,66 @@ fn new_python_and_typescript_agents_build_and_run() {
         assert!(out.starts_with("Hello, you! ("), "{name}: {out}");
     }
 }
+
+/// `weir serve` offers Python and TypeScript agents as MCP tools like any
+/// other: described by their manifests, each call a fresh run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_serve_offers_python_and_typescript_agents() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+
+    let dir = guests().display().to_string();
+    let mut child = tokio::process::Command::new(WEIR)
+        .args(["serve", "--stdio", "--plugins", &dir])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weir serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let client = ().serve((stdout, stdin)).await.expect("initialize");
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    let find = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} not listed"))
+    };
+    assert!(
+        find("hello-py")
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("written in Python"))
+    );
+    assert!(
+        find("hello-ts")
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("written in TypeScript"))
+    );
+    let research = Value::Object((*find("research-py").input_schema).clone());
+    assert_eq!(research["required"], json!(["question"]), "{research}");
+
+    for name in ["hello-py", "hello-ts"] {
+        for i in 0..10 {
+            let params = CallToolRequestParams::new(name.to_owned()).with_arguments(
+                json!({"input": format!("MCP {i}")})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let result = client.peer().call_tool(params).await.expect("tools/call");
+            assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
+            let text = result.content[0].as_text().map(|t| t.text.clone());
+            assert_eq!(text.as_deref(), Some(format!("Hello, MCP {i}!").as_str()));
+        }
+    }
+    client.cancel().await.expect("hang up");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("weir exits when the client hangs up")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
