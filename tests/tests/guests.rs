@@ -386,38 +386,39 @@ async fn research_agent_in_python_on_server_filesystem() {
 fn build_errors_name_what_went_wrong() {
     let scratch = Scratch::new("guests-build");
     let out = scratch.dir.join("out");
-
-    let ts = scratch.dir.join("typo-ts");
-    std::fs::create_dir_all(&ts).expect("dir");
-    std::fs::write(
-        ts.join("agent.ts"),
-        "import { agent } from 'weir-guest';\nexport const run = agent((input: string) => input.lenght);\n",
-    )
-    .expect("write");
-    let built = weir_build(&ts, &out, &[]);
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(!built.status.success());
-    assert!(stderr.contains("agent.ts(2,"), "{stderr}");
-    assert!(stderr.contains("'lenght' does not exist"), "{stderr}");
-
-    let py = scratch.dir.join("missing-py");
-    std::fs::create_dir_all(&py).expect("dir");
-    std::fs::write(
-        py.join("agent.py"),
-        "import requests\nfrom weir_guest import agent\n\n@agent\ndef run(input):\n    return input\n",
-    )
-    .expect("write");
-    let built = weir_build(&py, &out, &[]);
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(!built.status.success());
-    assert!(stderr.contains("No module named 'requests'"), "{stderr}");
-
-    let empty = scratch.dir.join("empty");
-    std::fs::create_dir_all(&empty).expect("dir");
-    let built = weir_build(&empty, &out, &[]);
-    let stderr = String::from_utf8_lossy(&built.stderr);
-    assert!(!built.status.success());
-    assert!(stderr.contains("holds no plugin source"), "{stderr}");
+    // A directory holding `files`, built: it must fail saying each of `says`.
+    let refused = |name: &str, files: &[(&str, &str)], says: &[&str]| {
+        let dir = scratch.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).expect("write");
+        }
+        let built = weir_build(&dir, &out, &[]);
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        assert!(!built.status.success(), "{name} built");
+        for said in says {
+            assert!(stderr.contains(said), "{name}: no {said:?} in\n{stderr}");
+        }
+    };
+    refused(
+        "typo-ts",
+        &[(
+            "agent.ts",
+            "import { agent } from 'weir-guest';\n\
+             export const run = agent((input: string) => input.lenght);\n",
+        )],
+        &["agent.ts(2,", "'lenght' does not exist"],
+    );
+    refused(
+        "missing-py",
+        &[(
+            "agent.py",
+            "import requests\nfrom weir_guest import agent\n\n\
+             @agent\ndef run(input):\n    return input\n",
+        )],
+        &["No module named 'requests'"],
+    );
+    refused("empty", &[], &["holds no plugin source"]);
     assert!(!out.exists() || std::fs::read_dir(&out).expect("out").next().is_none());
 }
 
