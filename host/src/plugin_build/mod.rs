@@ -1,9 +1,10 @@
 //! `weir build`: a plugin's source to a checked component. Rust crates go
 //! through cargo, Python agents through componentize-py, JavaScript and
-//! TypeScript ones through componentize-js (by the JS guest SDK's
-//! `build.mjs`). Whatever the language, the result is checked against
-//! weir's world before it is put beside its manifest (or in `--out`): a
-//! component that would not link never reaches a plugins directory.
+//! TypeScript ones through componentize-js or componentize-qjs (by the JS
+//! guest SDK's `build.mjs`). Whatever the language, the result is checked
+//! against weir's world before it is put beside its manifest (or in
+//! `--out`): a component that would not link never reaches a plugins
+//! directory.
 
 mod js;
 mod python;
@@ -16,9 +17,11 @@ use std::process::{Command, Output};
 use crate::plugins::sha256_hex;
 use crate::runtime::Host;
 
-/// What was built.
+/// What was built: what `weir build` reports, and the sha256 an operator
+/// pins the plugin to.
 #[derive(Debug)]
 pub struct Built {
+    /// Where the component was put.
     pub path: PathBuf,
     pub bytes: usize,
     pub sha256: String,
