@@ -419,6 +419,18 @@ fn build_errors_name_what_went_wrong() {
         &["No module named 'requests'"],
     );
     refused("empty", &[], &["holds no plugin source"]);
+
+    // A JS SDK pointed at the wrong place is named as such.
+    let js = scratch.dir.join("typo-ts");
+    let built = std::process::Command::new(WEIR)
+        .arg("build")
+        .arg(&js)
+        .env("WEIR_JS_SDK", &out)
+        .output()
+        .expect("weir runs");
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success());
+    assert!(stderr.contains("WEIR_JS_SDK is"), "{stderr}");
     assert!(!out.exists() || std::fs::read_dir(&out).expect("out").next().is_none());
 }
 

@@ -40,7 +40,15 @@ fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
     };
     let mut tried: Vec<PathBuf> = Vec::new();
     if let Some(explicit) = std::env::var_os("WEIR_JS_SDK") {
-        tried.push(PathBuf::from(explicit));
+        let explicit = PathBuf::from(explicit);
+        if !explicit.join("build.mjs").is_file() {
+            return Err(BuildError::NoJsSdk(format!(
+                "WEIR_JS_SDK is {}, which has no build.mjs\n→ point it at the guest-sdk/js \
+                 directory of a weir checkout",
+                explicit.display()
+            )));
+        }
+        tried.push(explicit);
     } else {
         if let Ok(dir) = std::fs::canonicalize(dir) {
             tried.extend(candidates(&dir));
