@@ -18,6 +18,8 @@ const MAX_STDERR_LINE: usize = 2048;
 
 /// Stderr lines kept per process for error messages ("it said: …").
 const STDERR_TAIL_LINES: usize = 12;
+/// How long `terminate` waits for the last of a server's stderr.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 /// A resolved way to start a server process.
 #[derive(Debug, Clone)]
@@ -68,6 +70,9 @@ pub(crate) struct ServerProcess {
     /// signalled with it and nothing is orphaned.
     pid: Option<u32>,
     pub stderr: StderrTail,
+    /// The task copying its stderr into `stderr`: `terminate` lets it
+    /// finish, so a server that died at once has its last words read.
+    pump: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -105,7 +110,7 @@ impl ServerProcess {
             return Err("the process started without piped stdio".into());
         };
         let tail = StderrTail::default();
-        tokio::spawn(pump_stderr(server.clone(), stderr, tail.clone()));
+        let pump = tokio::spawn(pump_stderr(server.clone(), stderr, tail.clone()));
         let pid = child.id();
         tracing::debug!(server = %server, pid, program = %launch.program.display(), "server process started");
         Ok((
@@ -113,6 +118,7 @@ impl ServerProcess {
                 child,
                 pid,
                 stderr: tail,
+                pump: Some(pump),
             },
             stdout,
             stdin,
@@ -146,6 +152,11 @@ impl ServerProcess {
         }
         // The leader is reaped; anything still in its group is an orphan.
         self.signal_group(rustix::process::Signal::KILL);
+        // Its stderr is closed now (unless something outside its group
+        // holds it): read what is left, within a bound.
+        if let Some(pump) = self.pump.take() {
+            let _ = tokio::time::timeout(STDERR_DRAIN, pump).await;
+        }
         tracing::debug!(server, pid = self.pid, "server process ended");
     }
 

@@ -274,12 +274,15 @@ impl Slot {
                     Some(f) => format!("{error} (the server wrote {f})"),
                     None => error,
                 };
-                let error = format!("{error}{}", stderr.describe());
+                // Ended first, so that the stderr of a server that died at
+                // once (the handshake failing on a broken pipe before its
+                // last words were read) is all there to quote.
                 if let Some(process) = process {
                     process
                         .terminate(&server.name, server.settings.shutdown_grace)
                         .await;
                 }
+                let error = format!("{error}{}", stderr.describe());
                 return Err(error);
             }
         };
