@@ -228,6 +228,14 @@ async fn typed_errors_reach_python_and_js_as_exceptions() {
 
         let answer = run_json(&host, &plugin, "json:x").await;
         assert_eq!(answer, json!({"input": "x", "n": 3}), "{name}");
+        if name == "testbed-py" {
+            // Even sys.exit() is the run's error, not a trap.
+            let exited = host.run(&plugin, "exit").await.unwrap_err();
+            assert!(
+                matches!(&exited, HostRunError::Run(RunError::Failed(m)) if m.contains("SystemExit: 3")),
+                "{exited:?}"
+            );
+        }
     }
     host.shutdown().await;
 }

@@ -226,7 +226,7 @@ def agent(run: Callable[[str], Any]) -> Callable[[str], Any]:
             raise Err(str(error)) from None
         except CallError as error:
             raise Err(str(error)) from None
-        except Exception:  # noqa: BLE001 - an agent's bug must not trap
+        except BaseException:  # noqa: BLE001 - even sys.exit() must not trap
             raise Err(traceback.format_exc().rstrip()) from None
         if isinstance(answer, str):
             return answer

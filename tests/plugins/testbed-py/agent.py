@@ -6,13 +6,15 @@
 - `escape:PORT`: tries a socket to 127.0.0.1:PORT, reading /etc/passwd,
   the environment and the root directory; reports what each got;
 - `hog`: allocates without end; `spin`: loops without end;
-- `raise`: raises an exception of its own; `json`: answers with a dict;
+- `raise`: raises an exception of its own; `exit`: calls sys.exit;
+  `json`: answers with a dict;
 - `calls:N:SERVER`: calls SERVER's `echo` N times (for the benchmarks).
 """
 
 import encodings.idna  # noqa: F401 - so create_connection gets as far as the sandbox
 import os
 import socket
+import sys
 
 from weir_guest import Call, CallError, agent, call_tool, call_tools
 
@@ -94,6 +96,8 @@ def run(input: str):
         return spin()
     if mode == "raise":
         raise ValueError("raised on request")
+    if mode == "exit":
+        sys.exit(3)
     if mode == "calls":
         count, _, server = arg.partition(":")
         ok = sum(not call_tool(server, "echo", message="hi").is_error for _ in range(int(count)))
