@@ -70,6 +70,14 @@ fn plugin(name: &str) -> String {
         .to_string()
 }
 
+/// The call every direct-client figure makes: `echo` with `"hi"`, the
+/// same call the plugins make through weir.
+fn echo_hi() -> CallToolRequestParams {
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("message".into(), json!("hi"));
+    CallToolRequestParams::new("echo").with_arguments(arguments)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -144,12 +152,7 @@ impl Bench {
             json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": count})
                 .to_string()
         };
-        let call_direct = |peer: Peer<RoleClient>| async move {
-            let args = json!({"message": "hi"});
-            let params = CallToolRequestParams::new("echo")
-                .with_arguments(args.as_object().cloned().unwrap_or_default());
-            peer.call_tool(params).await
-        };
+        let call_direct = |peer: Peer<RoleClient>| async move { peer.call_tool(echo_hi()).await };
         // Warm-up on both sides (node's JIT, caches).
         host.run(&fanout, &job(n)).await?;
         for _ in 0..n {
@@ -316,13 +319,7 @@ impl Bench {
             Ok(())
         };
         let straight = |peer: Peer<RoleClient>| async move {
-            let params = CallToolRequestParams::new("echo").with_arguments(
-                json!({"message": "hi"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            peer.call_tool(params).await?;
+            peer.call_tool(echo_hi()).await?;
             Ok::<_, anyhow::Error>(())
         };
         for _ in 0..n / 4 {
@@ -453,13 +450,7 @@ impl Bench {
             }
             "direct" => {
                 for _ in 0..n {
-                    let params = CallToolRequestParams::new("echo").with_arguments(
-                        json!({"message": "hi"})
-                            .as_object()
-                            .cloned()
-                            .unwrap_or_default(),
-                    );
-                    direct.peer().call_tool(params).await?;
+                    direct.peer().call_tool(echo_hi()).await?;
                 }
             }
             "instantiate" => {
@@ -639,17 +630,7 @@ impl Bench {
         let t = Instant::now();
         for _ in 0..k {
             let session = self.direct_session(program, &["stdio"]).await?;
-            session
-                .peer()
-                .call_tool(
-                    CallToolRequestParams::new("echo").with_arguments(
-                        json!({"message": "hi"})
-                            .as_object()
-                            .cloned()
-                            .unwrap_or_default(),
-                    ),
-                )
-                .await?;
+            session.peer().call_tool(echo_hi()).await?;
             session.cancel().await?;
         }
         let storm_ms = t.elapsed().as_secs_f64() * 1e3 / k as f64;
@@ -835,20 +816,12 @@ impl Bench {
         let policy = json!({"allow": ["*/*"], "max_calls_per_run": 1_000_000});
         let direct = self.direct_session(test_server, &[]).await?;
         let peer = direct.peer().clone();
-        let echo = || {
-            CallToolRequestParams::new("echo").with_arguments(
-                json!({"message": "hi"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-        };
         for _ in 0..calls {
-            peer.call_tool(echo()).await?;
+            peer.call_tool(echo_hi()).await?;
         }
         let t = Instant::now();
         for _ in 0..calls {
-            peer.call_tool(echo()).await?;
+            peer.call_tool(echo_hi()).await?;
         }
         let direct_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
         self.row(
