@@ -83,7 +83,7 @@ pub fn new_plugin(name: &str, parent: &Path, lang: Lang) -> Result<PathBuf, Scaf
         Lang::Python => files.push(("agent.py", AGENT_PY.to_owned())),
         Lang::Typescript => {
             files.push(("agent.ts", AGENT_TS.to_owned()));
-            if let Some(types) = js_types(&dir) {
+            if let Some(types) = js_types(parent) {
                 files.push(("tsconfig.json", tsconfig(&types)));
             }
         }
@@ -197,17 +197,14 @@ export const run = agent((input: string): string => {
 });
 "#;
 
-/// The JS SDK's type declarations, for the editor's tsconfig: in the weir
-/// checkout the plugin is made in, else the one this `weir` was built from.
-fn js_types(dir: &Path) -> Option<PathBuf> {
-    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/js/weir.d.ts");
-    absolute
-        .ancestors()
-        .map(|a| a.join("guest-sdk/js/weir.d.ts"))
-        .find(|t| t.is_file())
-        .or_else(|| built_from.is_file().then_some(built_from))
-        .map(|t| std::fs::canonicalize(&t).unwrap_or(t))
+/// The JS SDK's type declarations, for the editor's tsconfig: where
+/// `weir build` will find the SDK when building the plugin in `parent`.
+fn js_types(parent: &Path) -> Option<PathBuf> {
+    let sdk = crate::plugin_build::locate_js_sdk(parent).ok()?;
+    let types = sdk.join("weir.d.ts");
+    types
+        .is_file()
+        .then(|| std::fs::canonicalize(&types).unwrap_or(types))
 }
 
 fn tsconfig(types: &Path) -> String {

@@ -29,16 +29,11 @@ pub(super) fn build(dir: &Path, entry: &Path, engine: JsEngine) -> Result<Artifa
     read_artifact(out, None)
 }
 
-/// The JS guest SDK: `WEIR_JS_SDK`, else a `guest-sdk/js` or
-/// `node_modules/weir-guest` above the plugin or above this weir binary
-/// (a weir checkout). It must have its build tools installed.
-fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
-    let candidates = |from: &Path| -> Vec<PathBuf> {
-        from.ancestors()
-            .flat_map(|a| [a.join("guest-sdk/js"), a.join("node_modules/weir-guest")])
-            .collect()
-    };
-    let mut tried: Vec<PathBuf> = Vec::new();
+/// Where the JS guest SDK is: `WEIR_JS_SDK` if set (it must hold
+/// `build.mjs`), else the first `guest-sdk/js` or `node_modules/weir-guest`
+/// holding one above `dir` or above this weir binary (a weir checkout).
+/// `weir new` asks it too, for the types its tsconfig points at.
+pub(crate) fn locate_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
     if let Some(explicit) = std::env::var_os("WEIR_JS_SDK") {
         let explicit = PathBuf::from(explicit);
         if !explicit.join("build.mjs").is_file() {
@@ -48,22 +43,30 @@ fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
                 explicit.display()
             )));
         }
-        tried.push(explicit);
-    } else {
-        if let Ok(dir) = std::fs::canonicalize(dir) {
-            tried.extend(candidates(&dir));
-        }
-        if let Ok(exe) = std::env::current_exe() {
-            tried.extend(candidates(&exe));
-        }
+        return Ok(explicit);
     }
-    let Some(sdk) = tried.iter().find(|c| c.join("build.mjs").is_file()) else {
-        return Err(BuildError::NoJsSdk(
-            "weir's JS guest SDK (guest-sdk/js of a weir checkout) cannot be found above the \
-             plugin or the weir binary\n→ set WEIR_JS_SDK to its directory"
-                .into(),
-        ));
-    };
+    let starts = [
+        std::fs::canonicalize(dir).ok(),
+        std::env::current_exe().ok(),
+    ];
+    starts
+        .iter()
+        .flatten()
+        .flat_map(|from| from.ancestors())
+        .flat_map(|a| [a.join("guest-sdk/js"), a.join("node_modules/weir-guest")])
+        .find(|c| c.join("build.mjs").is_file())
+        .ok_or_else(|| {
+            BuildError::NoJsSdk(
+                "weir's JS guest SDK (guest-sdk/js of a weir checkout) cannot be found above \
+                 the plugin or the weir binary\n→ set WEIR_JS_SDK to its directory"
+                    .into(),
+            )
+        })
+}
+
+/// The JS guest SDK, with its build tools installed.
+fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
+    let sdk = locate_sdk(dir)?;
     if !sdk
         .join("node_modules/@bytecodealliance/componentize-js")
         .is_dir()
@@ -73,5 +76,5 @@ fn find_sdk(dir: &Path) -> Result<PathBuf, BuildError> {
             sdk.display()
         )));
     }
-    Ok(sdk.clone())
+    Ok(sdk)
 }

@@ -14,6 +14,7 @@ mod scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub(crate) use self::js::locate_sdk as locate_js_sdk;
 use crate::plugins::sha256_hex;
 use crate::runtime::Host;
 
