@@ -85,7 +85,7 @@ pub enum BuildError {
     Ambiguous { dir: PathBuf, found: String },
     #[error("cannot run {tool}: {source}\n→ {hint}")]
     Tool {
-        tool: String,
+        tool: &'static str,
         hint: &'static str,
         #[source]
         source: std::io::Error,
@@ -267,11 +267,9 @@ fn run_tool(
     tool: &'static str,
     hint: &'static str,
 ) -> Result<Output, BuildError> {
-    let output = command.output().map_err(|source| BuildError::Tool {
-        tool: tool.to_owned(),
-        hint,
-        source,
-    })?;
+    let output = command
+        .output()
+        .map_err(|source| BuildError::Tool { tool, hint, source })?;
     if !output.status.success() {
         let mut log = String::from_utf8_lossy(&output.stderr).into_owned();
         if log.trim().is_empty() {

@@ -16,7 +16,7 @@ pub(super) fn build(dir: &Path) -> Result<Artifact, BuildError> {
         .arg(&manifest_path)
         .output()
         .map_err(|source| BuildError::Tool {
-            tool: "cargo".into(),
+            tool: "cargo",
             hint: "install the Rust toolchain (https://rustup.rs)",
             source,
         })?;
