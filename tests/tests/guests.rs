@@ -29,16 +29,12 @@ fn weir_build(dir: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .expect("PATH");
-    std::process::Command::new(WEIR)
-        .arg("build")
-        .arg(dir)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env("PATH", path)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("weir runs")
+    let (dir, out) = (dir.display().to_string(), out.display().to_string());
+    let args: Vec<&str> = ["build", dir.as_str(), "--out", out.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    support::weir_env(&args, &[("PATH", &path)])
 }
 
 /// The guest plugins, built once per test run (Python ones and JS ones
@@ -429,13 +425,8 @@ fn build_errors_name_what_went_wrong() {
     refused("empty", &[], &["holds no plugin source"]);
 
     // A JS SDK pointed at the wrong place is named as such.
-    let js = scratch.dir.join("typo-ts");
-    let built = std::process::Command::new(WEIR)
-        .arg("build")
-        .arg(&js)
-        .env("WEIR_JS_SDK", &out)
-        .output()
-        .expect("weir runs");
+    let js = scratch.dir.join("typo-ts").display().to_string();
+    let built = support::weir_env(&["build", &js], &[("WEIR_JS_SDK", out.as_os_str())]);
     let stderr = String::from_utf8_lossy(&built.stderr);
     assert!(!built.status.success());
     assert!(stderr.contains("WEIR_JS_SDK is"), "{stderr}");

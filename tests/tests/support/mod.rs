@@ -15,8 +15,14 @@ use weir_host::{Config, Host, Plugin};
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 /// Runs the `weir` binary with `args` (stdin closed) to completion.
 pub fn weir(args: &[&str]) -> std::process::Output {
+    weir_env(args, &[])
+}
+
+/// [`weir`] with environment variables set (or replaced).
+pub fn weir_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
     std::process::Command::new(WEIR)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .expect("weir runs")
