@@ -6,7 +6,8 @@
 //! manager to use one.
 //!
 //! - [`process`]: a stdio server as an OS process: spawn, stderr, terminate.
-//! - [`framing`]: checks every line a server writes is JSON-RPC.
+//! - [`wire`]: the stdio transport: every line a server writes checked as
+//!   JSON-RPC, answers read as what they answer.
 //! - [`client`]: weir's MCP client handler (identity, notifications).
 //! - [`backoff`]: when a failed server may be started again.
 //! - [`slot`]: one supervised session: start, share, recover, close.
@@ -14,10 +15,10 @@
 
 mod backoff;
 mod client;
-mod framing;
 mod pool;
 mod process;
 mod slot;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

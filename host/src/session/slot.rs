@@ -18,8 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::{Backoff, Verdict};
 use super::client::SessionClient;
-use super::framing::{CheckedLines, ProtocolFault};
 use super::process::{Launch, ServerProcess, StderrTail};
+use super::wire::{ProtocolFault, StdioWire, UNREADABLE};
 use crate::config::SessionSettings;
 use crate::gateway::{Arguments, CallError, ToolInfo};
 
@@ -254,8 +254,8 @@ impl Slot {
             Connect::Stdio(launch) => {
                 let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;
                 server.opened.inc();
-                let stdout = CheckedLines::new(stdout, server.name.clone(), fault.clone());
-                let outcome = self.handshake(client.serve((stdout, stdin))).await;
+                let wire = StdioWire::new(stdout, stdin, server.name.clone(), fault.clone());
+                let outcome = self.handshake(client.serve(wire)).await;
                 let stderr = process.stderr.clone();
                 (Some(process), stderr, outcome)
             }
@@ -435,6 +435,14 @@ impl Slot {
         match error {
             ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS => {
                 CallError::InvalidArguments(format!("server `{name}`: {}", e.message))
+            }
+            ServiceError::McpError(e)
+                if e.data.as_ref().and_then(|d| d.as_str()) == Some(UNREADABLE) =>
+            {
+                CallError::Protocol(format!(
+                    "server `{name}` answered with something that is not an MCP result: {}",
+                    e.message
+                ))
             }
             ServiceError::McpError(e) => CallError::Protocol(format!(
                 "server `{name}` answered error {}: {}",
