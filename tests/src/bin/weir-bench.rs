@@ -419,12 +419,23 @@ impl Bench {
     /// sequential calls to the test server's `echo`; or `xthread-plugin` /
     /// `xthread-gateway`, the same against a gateway another thread answers
     /// after 40 µs of work — the wake-up of a real call, without its pipes.
-    async fn profile(&mut self, side: &str, test_server: &Path, n: usize) -> Result<()> {
+    /// Against the rmcp test server, or server-everything with
+    /// `WEIR_BENCH_SERVER=everything`.
+    async fn profile(
+        &mut self,
+        side: &str,
+        (program, args): (&Path, &[&str]),
+        n: usize,
+    ) -> Result<()> {
         let weir = json!({"builtin": false,
             "default_policy": {"allow": ["*/*"], "max_calls_per_run": 10_000_000}});
-        let host = self.host("profile", weir, json!({"s": {"command": test_server}}))?;
+        let host = self.host(
+            "profile",
+            weir,
+            json!({"s": {"command": program, "args": args}}),
+        )?;
         let fanout = host.load(&plugin("fanout"))?;
-        let direct = self.direct_session(test_server, &[]).await?;
+        let direct = self.direct_session(program, args).await?;
         let job =
             json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": n})
                 .to_string();
@@ -1152,7 +1163,12 @@ async fn bench_main() -> Result<()> {
         .position(|a| a == "--profile")
         .and_then(|i| args.get(i + 1))
     {
-        return bench.profile(side, &test_server, 20_000).await;
+        // WEIR_BENCH_SERVER=everything: against server-everything instead.
+        let server: (&Path, &[&str]) = match std::env::var("WEIR_BENCH_SERVER").as_deref() {
+            Ok("everything") => (&everything, &["stdio"]),
+            _ => (&test_server, &[]),
+        };
+        return bench.profile(side, server, 20_000).await;
     }
     if wanted("overhead") {
         bench.sandbox_overhead().await?;
