@@ -8,6 +8,8 @@
 //! - [`process`]: a stdio server as an OS process: spawn, stderr, terminate.
 //! - [`wire`]: the stdio transport: every line a server writes checked as
 //!   JSON-RPC, answers read as what they answer.
+//! - [`outbox`]: the lines a session writes, in order, out at once.
+//! - [`lane`]: weir's own `tools/call` requests on a stdio session.
 //! - [`client`]: weir's MCP client handler (identity, notifications).
 //! - [`backoff`]: when a failed server may be started again.
 //! - [`slot`]: one supervised session: start, share, recover, close.
@@ -15,6 +17,8 @@
 
 mod backoff;
 mod client;
+mod lane;
+mod outbox;
 mod pool;
 mod process;
 mod slot;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::{Backoff, Verdict};
 use super::client::SessionClient;
+use super::lane::{Answer, Lane};
 use super::process::{Launch, ServerProcess, StderrTail};
 use super::wire::{ProtocolFault, StdioWire, UNREADABLE};
 use crate::config::SessionSettings;
@@ -67,6 +68,8 @@ pub(crate) struct Slot {
 /// An initialized session and the process behind it.
 pub(crate) struct Live {
     peer: Peer<RoleClient>,
+    /// weir's own `tools/call` requests (stdio sessions).
+    lane: Option<Arc<Lane>>,
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, SessionClient>>>,
     process: tokio::sync::Mutex<Option<ServerProcess>>,
     pid: Option<u32>,
@@ -250,20 +253,22 @@ impl Slot {
         let fault = ProtocolFault::default();
         let tools_stale = Arc::new(AtomicBool::new(false));
         let client = SessionClient::new(server.name.clone(), tools_stale.clone());
-        let (process, stderr, outcome) = match &server.connect {
+        let (process, lane, stderr, outcome) = match &server.connect {
             Connect::Stdio(launch) => {
                 let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;
                 server.opened.inc();
-                let wire = StdioWire::new(stdout, stdin, server.name.clone(), fault.clone());
+                let wire =
+                    StdioWire::new(stdout, Box::new(stdin), server.name.clone(), fault.clone());
+                let lane = wire.lane();
                 let outcome = self.handshake(client.serve(wire)).await;
                 let stderr = process.stderr.clone();
-                (Some(process), stderr, outcome)
+                (Some(process), Some(lane), stderr, outcome)
             }
             Connect::Http(config) => {
                 server.opened.inc();
                 let transport = StreamableHttpClientTransport::from_config(config.clone());
                 let outcome = self.handshake(client.serve(transport)).await;
-                (None, StderrTail::default(), outcome)
+                (None, None, StderrTail::default(), outcome)
             }
         };
         let (service, tools) = match outcome {
@@ -301,6 +306,7 @@ impl Slot {
         );
         let live = Arc::new(Live {
             peer: service.peer().clone(),
+            lane,
             pid,
             opened_at: Instant::now(),
             protocol,
@@ -407,26 +413,51 @@ impl Slot {
                 known.join(", ")
             )));
         }
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
         let timeout = timeout.map_or(self.server.call_timeout, |t| {
             t.min(self.server.call_timeout)
         });
         // Dropping the request (on timeout, or when the run ends) sends
         // `notifications/cancelled` to the server.
         let mut abandon = Abandon(Some(&live.abandoned));
-        let answer = tokio::time::timeout(timeout, live.peer.call_tool(params)).await;
+        let answer = match &live.lane {
+            Some(lane) => {
+                let call = lane.call_tool(tool, arguments.as_ref());
+                tokio::time::timeout(timeout, call)
+                    .await
+                    .map(|answer| self.lane_answer(answer, &live))
+            }
+            None => {
+                let mut params = CallToolRequestParams::new(tool.to_owned());
+                if let Some(arguments) = arguments {
+                    params = params.with_arguments(arguments);
+                }
+                tokio::time::timeout(timeout, live.peer.call_tool(params))
+                    .await
+                    .map(|answer| match answer {
+                        Ok(result) => serde_json::to_string(&result).map_err(|e| {
+                            CallError::Protocol(format!("cannot encode the result: {e}"))
+                        }),
+                        Err(error) => Err(self.describe_failure(error, &live)),
+                    })
+            }
+        };
         if answer.is_ok() {
             abandon.0 = None;
         }
         drop(abandon);
+        answer.unwrap_or(Err(CallError::Timeout))
+    }
+
+    /// A call's answer on the session's own lane, as the caller gets it.
+    fn lane_answer(&self, answer: Answer, live: &Live) -> Result<String, CallError> {
+        let name = &self.server.name;
         match answer {
-            Err(_) => Err(CallError::Timeout),
-            Ok(Ok(result)) => serde_json::to_string(&result)
-                .map_err(|e| CallError::Protocol(format!("cannot encode the result: {e}"))),
-            Ok(Err(error)) => Err(self.describe_failure(error, &live)),
+            Answer::Result(result) => Ok(result),
+            Answer::Error(error) => Err(self.describe_failure(ServiceError::McpError(error), live)),
+            Answer::Malformed(what) => Err(CallError::Protocol(format!(
+                "server `{name}` answered the call with {what}"
+            ))),
+            Answer::Closed => Err(self.describe_failure(ServiceError::TransportClosed, live)),
         }
     }
 
@@ -479,7 +510,9 @@ impl Slot {
 
 impl Live {
     fn alive(&self) -> bool {
-        !self.broken.load(Ordering::Acquire) && !self.peer.is_transport_closed()
+        !self.broken.load(Ordering::Acquire)
+            && !self.peer.is_transport_closed()
+            && self.lane.as_ref().is_none_or(|lane| lane.is_open())
     }
 
     fn fault_note(&self) -> String {
