@@ -7,7 +7,7 @@
 //!
 //! - [`process`]: a stdio server as an OS process: spawn, stderr, terminate.
 //! - [`wire`]: the stdio transport: every line a server writes checked as
-//!   JSON-RPC, answers read as what they answer.
+//!   JSON-RPC; answers to weir's own calls handed to the lane.
 //! - [`outbox`]: the lines a session writes, in order, out at once.
 //! - [`lane`]: weir's own `tools/call` requests on a stdio session.
 //! - [`client`]: weir's MCP client handler (identity, notifications).
