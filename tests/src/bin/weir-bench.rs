@@ -914,6 +914,17 @@ impl Bench {
             if out["ok"] != calls {
                 bail!("{language} calls: {out}");
             }
+            // The same call from the host, without a guest: what is left
+            // of a guest's call is the guest's own share.
+            let bench = weir_host::gateway::Caller::new("bench");
+            let t = Instant::now();
+            for _ in 0..calls {
+                let args = json!({"message": "hi"}).as_object().cloned();
+                weir_host::ToolGateway::call_tool(host.sessions(), &bench, "s", "echo", args)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            let host_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
             host.shutdown().await;
 
             let build = build_s.map_or("cargo".to_owned(), |s| format!("{s:.1} s"));
@@ -941,16 +952,16 @@ impl Bench {
                 &format!("[{language}] tool call from the agent"),
                 format!("{call_us:.1} µs/call"),
                 format!(
-                    "{:.2}× direct; guest's share {:.1} µs",
+                    "{:.2}× direct; guest's share {:.1} µs (weir's call alone: {host_us:.1} µs)",
                     call_us / direct_us,
-                    call_us - direct_us
+                    call_us - host_us
                 ),
             );
             figures.insert(
                 language.into(),
                 json!({"size_mb": size_mb, "build_s": build_s, "compile_ms": compile_ms,
                     "cached_load_ms": cached_ms, "instantiate_us": instantiate_us,
-                    "hello_run_us": run_us, "call_us": call_us,
+                    "hello_run_us": run_us, "call_us": call_us, "host_call_us": host_us,
                     "call_vs_direct": call_us / direct_us}),
             );
         }
