@@ -78,6 +78,19 @@ fn echo_hi() -> CallToolRequestParams {
     CallToolRequestParams::new("echo").with_arguments(arguments)
 }
 
+/// `n` times the `echo_hi` call on server `s`, made by the host's session
+/// manager itself, without a plugin: weir's own share of a call.
+async fn echo_from_host(host: &Host, n: usize) -> Result<()> {
+    let caller = weir_host::gateway::Caller::new("bench");
+    for _ in 0..n {
+        let args = json!({"message": "hi"}).as_object().cloned();
+        weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -178,16 +191,10 @@ impl Bench {
             }
         }
         // The session manager alone (no plugin), to split the overhead.
-        let caller = weir_host::gateway::Caller::new("bench");
         let mut gateway_us = Vec::new();
         for _ in 0..rounds {
             let t = Instant::now();
-            for _ in 0..n {
-                let args = json!({"message": "hi"}).as_object().cloned();
-                weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
+            echo_from_host(&host, n).await?;
             gateway_us.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
         }
         let g = median(gateway_us);
@@ -451,14 +458,7 @@ impl Bench {
             "plugin" => {
                 host.run(&fanout, &job).await?;
             }
-            "gateway" => {
-                for _ in 0..n {
-                    let args = json!({"message": "hi"}).as_object().cloned();
-                    weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                }
-            }
+            "gateway" => echo_from_host(&host, n).await?,
             "direct" => {
                 for _ in 0..n {
                     direct.peer().call_tool(echo_hi()).await?;
@@ -916,14 +916,8 @@ impl Bench {
             }
             // The same call from the host, without a guest: what is left
             // of a guest's call is the guest's own share.
-            let bench = weir_host::gateway::Caller::new("bench");
             let t = Instant::now();
-            for _ in 0..calls {
-                let args = json!({"message": "hi"}).as_object().cloned();
-                weir_host::ToolGateway::call_tool(host.sessions(), &bench, "s", "echo", args)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
+            echo_from_host(&host, calls).await?;
             let host_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
             host.shutdown().await;
 
