@@ -85,8 +85,8 @@ pub(crate) struct Live {
     tools_stale: Arc<AtomicBool>,
     /// Calls in flight: the pool's load measure, the pinger's idle test.
     in_flight: AtomicUsize,
-    /// A call was given up unanswered (timeout, or its run ended): rmcp
-    /// queued a `notifications/cancelled`, which closing must not drop.
+    /// A call was given up unanswered (timeout, or its run ended): a
+    /// `notifications/cancelled` was queued, which closing must not drop.
     abandoned: AtomicBool,
     /// Stops the health pinger when the session closes.
     stop: CancellationToken,
@@ -471,7 +471,7 @@ impl Slot {
                 if e.data.as_ref().and_then(|d| d.as_str()) == Some(UNREADABLE) =>
             {
                 CallError::Protocol(format!(
-                    "server `{name}` answered with something that is not an MCP result: {}",
+                    "server `{name}` answered with something weir cannot read as MCP: {}",
                     e.message
                 ))
             }

@@ -155,9 +155,10 @@ impl<R: AsyncRead + Unpin> StdioWire<R> {
         }
     }
 
-    /// The message on a line: `Ok(None)` for a blank line or a message
-    /// neither this wire nor rmcp can read (rmcp skips those too); `Err`
-    /// for a line that is not JSON-RPC at all.
+    /// The message on a line for rmcp: `Ok(None)` for a blank line, an
+    /// answer to one of weir's own calls (handed to the lane), or a message
+    /// that answers nothing and that rmcp cannot read (rmcp skips those
+    /// too); `Err` for a line that is not JSON-RPC at all.
     fn read_message(&mut self, line: &[u8]) -> Result<Option<ServerJsonRpcMessage>, String> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
