@@ -263,6 +263,31 @@ async fn garbage_recycles_the_session() {
     host.shutdown().await;
 }
 
+/// A call answered with something that is not a tool result fails at once
+/// with a protocol error saying what was wrong (not at its timeout); the
+/// session is fine and keeps serving, and the server's second, late answer
+/// to the same call is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_answer_fails_only_its_call() {
+    let scratch = Scratch::new("bad-answer");
+    let host = scratch.host(json!({}));
+    let testbed = load(&host, "testbed");
+    let out = host
+        .run(&testbed, "call:test:bad_answer:")
+        .await
+        .expect("runs");
+    assert!(
+        out.starts_with("protocol-error:") && out.contains("not a tool result"),
+        "{out}"
+    );
+    assert_eq!(
+        host.run(&testbed, "echo:after:3").await.expect("next call"),
+        "3 ok"
+    );
+    assert_eq!(scratch.sessions().len(), 1, "the same session serves");
+    host.shutdown().await;
+}
+
 /// `notifications/tools/list_changed` refreshes the cache: `list-tools`
 /// and `call-tool` see the new tool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,8 @@
 //! result), `crash` (exits mid-call), `pid`, `kv_set`/`kv_get` (state of
 //! this process), `garbage` (writes a non-JSON
 //! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
-//! `enable_late` (adds the tool `late` and announces it with
+//! `bad_answer` (answers its own call with a result that is not a tool
+//! result, before rmcp sends the real one), `enable_late` (adds the tool `late` and announces it with
 //! `notifications/tools/list_changed`).
 
 use std::collections::HashMap;
@@ -186,6 +187,16 @@ impl TestServer {
     #[tool(description = "Writes JSON that is not a JSON-RPC message to stdout.")]
     async fn bad_shape(&self) -> CallToolResult {
         raw_stdout("{\"hello\": \"world\"}\n")
+    }
+
+    #[tool(
+        description = "Answers its own call with a result that is not a tool result (rmcp's real answer follows, too late)."
+    )]
+    async fn bad_answer(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let id = serde_json::to_string(&context.id).unwrap_or_else(|_| "null".into());
+        raw_stdout(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":\"not a list\"}}}}\n"
+        ))
     }
 
     #[tool(description = "Adds the tool `late` and sends tools/list_changed.")]
