@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use super::outbox::{Outbox, lock};
+use super::outbox::Outbox;
 use crate::gateway::Arguments;
 
 /// What the ids of the lane's requests start with.
@@ -44,7 +44,7 @@ pub(crate) enum Answer {
 
 /// The lane of one session: the requests in flight, by number.
 pub(crate) struct Lane {
-    outbox: Arc<Mutex<Outbox>>,
+    outbox: Outbox,
     /// `None` once the session has ended: calls fail at once.
     calls: Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>,
     open: AtomicBool,
@@ -67,7 +67,7 @@ struct Params<'a> {
 }
 
 impl Lane {
-    pub fn new(outbox: Arc<Mutex<Outbox>>) -> Self {
+    pub fn new(outbox: Outbox) -> Self {
         Self {
             outbox,
             calls: Mutex::new(Some(HashMap::new())),
@@ -108,7 +108,7 @@ impl Lane {
             .map_err(std::io::Error::other)
             .and_then(|mut line| {
                 line.push(b'\n');
-                lock(&self.outbox)?.send_line(&line)
+                self.outbox.send_line(&line)
             });
         match sent {
             Ok(end) => {
@@ -126,12 +126,16 @@ impl Lane {
     /// The number of a lane id as it came in an answer (JSON text), if it
     /// is one of the lane's.
     pub fn number(id: &RawValue) -> Option<u64> {
-        id.get()
+        let digits = id
+            .get()
             .strip_prefix('"')?
             .strip_suffix('"')?
-            .strip_prefix(ID_PREFIX)?
-            .parse()
-            .ok()
+            .strip_prefix(ID_PREFIX)?;
+        // Exactly as written: no sign, no leading zero.
+        if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
     }
 
     /// Hands an answer (its `result` or `error`) to the call waiting for it.
@@ -163,11 +167,12 @@ impl Lane {
         }
     }
 
-    /// Whether the session is still there: set false the moment its output
-    /// ends or breaks, before rmcp has noticed, so that the next caller
-    /// starts a new session rather than fail on this one.
+    /// Whether the session is still there: false the moment its output
+    /// ends or breaks, or its input pipe does, before rmcp has noticed, so
+    /// that the next caller starts a new session rather than fail on this
+    /// one.
     pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Acquire)
+        self.open.load(Ordering::Acquire) && self.outbox.is_usable()
     }
 
     fn forget(&self, number: u64) -> Option<oneshot::Sender<Answer>> {
@@ -190,9 +195,8 @@ impl Lane {
         });
         let mut line = line.to_string().into_bytes();
         line.push(b'\n');
-        if let Ok(mut outbox) = lock(&self.outbox) {
-            let _ = outbox.send_line(&line);
-        }
+        // Nobody waits for it: the outbox writes it out in any case.
+        let _ = self.outbox.send_line(&line);
     }
 }
 
@@ -215,13 +219,15 @@ impl Future for LaneCall {
         if self.done {
             return Poll::Ready(Answer::Closed);
         }
+        // The answer first: a session that ended fails the call even while
+        // its request is still queued.
+        if let Poll::Ready(answer) = Pin::new(&mut self.answer).poll(cx) {
+            self.done = true;
+            return Poll::Ready(answer.unwrap_or(Answer::Closed));
+        }
         if let Some(end) = self.unsent {
-            let sent = match lock(&self.lane.outbox) {
-                Ok(mut outbox) => outbox.poll_sent(end, cx),
-                Err(e) => Poll::Ready(Err(e)),
-            };
-            match sent {
-                Poll::Pending => return Poll::Pending,
+            match self.lane.outbox.poll_sent(end, cx) {
+                Poll::Pending => {}
                 Poll::Ready(Ok(())) => self.unsent = None,
                 Poll::Ready(Err(error)) => {
                     tracing::debug!(%error, "cannot send a tools/call");
@@ -231,13 +237,7 @@ impl Future for LaneCall {
                 }
             }
         }
-        match Pin::new(&mut self.answer).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(answer) => {
-                self.done = true;
-                Poll::Ready(answer.unwrap_or(Answer::Closed))
-            }
-        }
+        Poll::Pending
     }
 }
 
@@ -256,7 +256,7 @@ mod tests {
 
     fn lane() -> (Arc<Lane>, BufReader<tokio::io::DuplexStream>) {
         let (to_server, from_weir) = tokio::io::duplex(1 << 16);
-        let outbox = Arc::new(Mutex::new(Outbox::new(Box::new(to_server))));
+        let outbox = Outbox::new(Box::new(to_server));
         (Arc::new(Lane::new(outbox)), BufReader::new(from_weir))
     }
 
@@ -307,6 +307,8 @@ mod tests {
         assert!(matches!(call.await, Answer::Malformed(m) if m.contains("not a tool result")));
 
         assert_eq!(Lane::number(&raw("7")), None);
+        assert_eq!(Lane::number(&raw("\"weir-07\"")), None);
+        assert_eq!(Lane::number(&raw("\"weir-+7\"")), None);
         assert_eq!(Lane::number(&raw("\"other-7\"")), None);
     }
 
@@ -331,6 +333,44 @@ mod tests {
                 .expect("open")
                 .is_empty()
         );
+    }
+
+    /// A call whose request waits behind a full pipe goes out when the
+    /// server reads, even when another call is given up meanwhile (its
+    /// cancellation queued with nobody waiting for it); a session that
+    /// ends fails a call whose request is still queued.
+    #[tokio::test]
+    async fn full_pipes_neither_lose_nor_hold_calls() {
+        let (to_server, from_weir) = tokio::io::duplex(64);
+        let lane = Arc::new(Lane::new(Outbox::new(Box::new(to_server))));
+        let mut big = Arguments::new();
+        big.insert("blob".into(), "x".repeat(500).into());
+        let first = tokio::spawn(lane.call_tool("echo", Some(&big)));
+        drop(lane.call_tool("echo", None));
+        let mut server = BufReader::new(from_weir);
+        let sent: Vec<serde_json::Value> = [
+            next_line(&mut server).await,
+            next_line(&mut server).await,
+            next_line(&mut server).await,
+        ]
+        .into();
+        assert_eq!(sent[0]["id"], "weir-1");
+        assert_eq!(
+            sent[0]["params"]["arguments"]["blob"]
+                .as_str()
+                .map(str::len),
+            Some(500)
+        );
+        assert_eq!(sent[1]["id"], "weir-2");
+        assert_eq!(sent[2]["method"], "notifications/cancelled");
+        assert_eq!(sent[2]["params"]["requestId"], "weir-2");
+        lane.answer(1, Some(&raw(r#"{"content":[]}"#)), None);
+        assert!(matches!(first.await.expect("joined"), Answer::Result(_)));
+
+        let queued = tokio::spawn(lane.call_tool("echo", Some(&big)));
+        tokio::task::yield_now().await;
+        lane.close();
+        assert!(matches!(queued.await.expect("joined"), Answer::Closed));
     }
 
     /// When the session ends, calls waiting fail, and so do later ones;

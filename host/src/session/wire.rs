@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::lane::Lane;
-use super::outbox::{Outbox, Writer, lock};
+use super::outbox::{Outbox, Writer};
 
 /// Longest line accepted from a server (rmcp's own limit is similar): a
 /// bigger message is treated as a broken server, not buffered forever.
@@ -77,9 +77,11 @@ fn envelope(line: &[u8]) -> Result<Option<Envelope<'_>>, String> {
     if envelope.jsonrpc.is_none() {
         return Err(format!("not JSON-RPC (no \"jsonrpc\"): {}", quote(line)));
     }
-    if envelope.method.is_none()
-        && (envelope.id.is_none() || (envelope.result.is_none() && envelope.error.is_none()))
-    {
+    // A request or notification has a method; a response, an id and a
+    // result; an error response, an error — and an id, unless the server
+    // could not read the request's (JSON-RPC then sends `null` or none).
+    let response = envelope.id.is_some() && envelope.result.is_some();
+    if envelope.method.is_none() && !response && envelope.error.is_none() {
         return Err(format!(
             "not JSON-RPC (neither a request, a notification nor a response): {}",
             quote(line)
@@ -103,7 +105,7 @@ pub(crate) struct StdioWire<R> {
     reader: BufReader<R>,
     /// The line being read (a line may come in several reads).
     line: Vec<u8>,
-    outbox: Arc<Mutex<Outbox>>,
+    outbox: Outbox,
     /// weir's own `tools/call` requests, answered from here.
     lane: Arc<Lane>,
     fault: ProtocolFault,
@@ -111,7 +113,7 @@ pub(crate) struct StdioWire<R> {
 
 impl<R: AsyncRead + Unpin> StdioWire<R> {
     pub fn new(reader: R, writer: Writer, server: Arc<str>, fault: ProtocolFault) -> Self {
-        let outbox = Arc::new(Mutex::new(Outbox::new(writer)));
+        let outbox = Outbox::new(writer);
         Self {
             server,
             reader: BufReader::new(reader),
@@ -128,15 +130,20 @@ impl<R: AsyncRead + Unpin> StdioWire<R> {
     }
 
     /// Reads the next complete line into `self.line` (without its `\n`).
-    /// `Ok(false)` at the end of the stream.
+    /// `Ok(false)` at the end of the stream (or when reading fails); `Err`
+    /// for a line past the limit.
     async fn read_line(&mut self) -> Result<bool, String> {
         self.line.clear();
         loop {
-            let available = self
-                .reader
-                .fill_buf()
-                .await
-                .map_err(|e| format!("cannot read from the server: {e}"))?;
+            let available = match self.reader.fill_buf().await {
+                Ok(available) => available,
+                Err(error) => {
+                    // The pipe failed, not the server's protocol: the
+                    // session ends as if the server had closed it.
+                    tracing::warn!(server = %self.server, %error, "cannot read from the server; closing its session");
+                    return Ok(false);
+                }
+            };
             if available.is_empty() {
                 return Ok(false);
             }
@@ -214,11 +221,11 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleClient> for StdioWire<
             .map_err(std::io::Error::other)
             .and_then(|mut line| {
                 line.push(b'\n');
-                lock(&outbox)?.send_line(&line)
+                outbox.send_line(&line)
             });
         async move {
             let end = queued?;
-            std::future::poll_fn(|cx| lock(&outbox)?.poll_sent(end, cx)).await
+            std::future::poll_fn(|cx| outbox.poll_sent(end, cx)).await
         }
     }
 
@@ -251,15 +258,17 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleClient> for StdioWire<
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.lane.close();
-        lock(&self.outbox)?.close();
+        self.outbox.close();
         Ok(())
     }
 }
 
 impl<R> Drop for StdioWire<R> {
     fn drop(&mut self) {
-        // rmcp dropped the session: no answer will come for anyone.
+        // rmcp dropped the session: no answer will come for anyone, and
+        // the server's input ends.
         self.lane.close();
+        self.outbox.close();
     }
 }
 
@@ -276,6 +285,8 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":"a","error":{"code":-32602,"message":"x"}}"#,
             br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
             br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#,
+            br#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"invalid request"}}"#,
             b"   ",
         ];
         for line in good {
@@ -289,6 +300,7 @@ mod tests {
             (b"{oops", "not JSON-RPC (key must be a string"),
             (br#"{"hello": "world"}"#, "no \"jsonrpc\""),
             (br#"{"jsonrpc":"2.0","id":1}"#, "neither a request"),
+            (br#"{"jsonrpc":"2.0","result":{}}"#, "neither a request"),
             (b"[1, 2, 3, 4, 5]", "not a JSON object"),
         ];
         for (line, want) in bad {
