@@ -74,9 +74,13 @@ impl Outbox {
             Poll::Ready(Err(e)) => Err(e),
             Poll::Ready(Ok(())) => Ok(end),
             Poll::Pending => {
-                queue.flushing = true;
-                drop(queue);
-                tokio::spawn(self.clone().flush());
+                // Outside a runtime (a call dropped while one shuts down)
+                // there is no one to flush: the line stays queued.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    queue.flushing = true;
+                    drop(queue);
+                    runtime.spawn(self.clone().flush());
+                }
                 Ok(end)
             }
         }
