@@ -219,7 +219,7 @@ fn list_shows_servers_and_tools() {
         "  hello",
         "ok",
         "  builtin (5 tools, MCP 20",
-        "  test (13 tools, MCP 20",
+        "  test (14 tools, MCP 20",
         "    sleep",
         "    kv_set",
     ] {
