@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -47,7 +47,6 @@ pub(crate) struct Lane {
     outbox: Outbox,
     /// `None` once the session has ended: calls fail at once.
     calls: Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>,
-    open: AtomicBool,
     next: AtomicU64,
 }
 
@@ -71,7 +70,6 @@ impl Lane {
         Self {
             outbox,
             calls: Mutex::new(Some(HashMap::new())),
-            open: AtomicBool::new(true),
             next: AtomicU64::new(1),
         }
     }
@@ -104,13 +102,7 @@ impl Lane {
                 arguments,
             },
         };
-        let sent = serde_json::to_vec(&request)
-            .map_err(std::io::Error::other)
-            .and_then(|mut line| {
-                line.push(b'\n');
-                self.outbox.send_line(&line)
-            });
-        match sent {
+        match self.outbox.send_json(&request) {
             Ok(end) => {
                 call.unsent = Some(end);
                 call.done = false;
@@ -161,7 +153,6 @@ impl Lane {
     /// The session has ended: every call waiting fails, and so does every
     /// later one.
     pub fn close(&self) {
-        self.open.store(false, Ordering::Release);
         if let Ok(mut calls) = self.calls.lock() {
             calls.take();
         }
@@ -172,7 +163,7 @@ impl Lane {
     /// that the next caller starts a new session rather than fail on this
     /// one.
     pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Acquire) && self.outbox.is_usable()
+        self.calls.lock().is_ok_and(|calls| calls.is_some()) && self.outbox.is_usable()
     }
 
     fn forget(&self, number: u64) -> Option<oneshot::Sender<Answer>> {
@@ -188,15 +179,13 @@ impl Lane {
         if self.forget(number).is_none() {
             return;
         }
-        let line = serde_json::json!({
+        let cancelled = serde_json::json!({
             "jsonrpc": "2.0",
             "method": "notifications/cancelled",
             "params": {"requestId": format!("{ID_PREFIX}{number}"), "reason": "the caller gave up"},
         });
-        let mut line = line.to_string().into_bytes();
-        line.push(b'\n');
         // Nobody waits for it: the outbox writes it out in any case.
-        let _ = self.outbox.send_line(&line);
+        let _ = self.outbox.send_json(&cancelled);
     }
 }
 

@@ -56,6 +56,14 @@ impl Outbox {
             .map_err(|_| std::io::Error::other("the session's outbox is poisoned"))
     }
 
+    /// [`send_line`](Outbox::send_line) for a message, as one line of
+    /// JSON.
+    pub fn send_json<M: serde::Serialize>(&self, message: &M) -> std::io::Result<u64> {
+        let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.send_line(&line)
+    }
+
     /// Queues a line and writes what the pipe takes now; returns the count
     /// of bytes written once the line is out, for [`Outbox::poll_sent`].
     /// Fails at once when the pipe is closed or broken.

@@ -35,7 +35,7 @@ use super::outbox::{Outbox, Writer};
 
 /// Longest line accepted from a server (rmcp's own limit is similar): a
 /// bigger message is treated as a broken server, not buffered forever.
-pub(crate) const MAX_LINE: usize = 64 << 20;
+const MAX_LINE: usize = 64 << 20;
 
 /// How much of a bad line is quoted in the log and the error.
 const QUOTE: usize = 160;
@@ -179,16 +179,16 @@ impl<R: AsyncRead + Unpin> StdioWire<R> {
             self.lane.answer(number, envelope.result, envelope.error);
             return Ok(None);
         }
-        // An answer: to a pending request, whose id rmcp is waiting on.
-        let answer_id = match (&envelope.method, envelope.id) {
-            (None, Some(id)) => serde_json::from_str::<RequestId>(id.get()).ok(),
-            _ => None,
-        };
         match serde_json::from_slice::<ServerJsonRpcMessage>(line) {
             Ok(message) => Ok(Some(message)),
             Err(error) => {
                 tracing::warn!(server = %self.server, %error, line = %quote(line),
                     "cannot read a message from the server");
+                // An answer to a request rmcp is waiting on: fail it.
+                let answer_id = match (&envelope.method, envelope.id) {
+                    (None, Some(id)) => serde_json::from_str::<RequestId>(id.get()).ok(),
+                    _ => None,
+                };
                 Ok(answer_id.map(|id| {
                     let data = Some(serde_json::Value::String(UNREADABLE.to_owned()));
                     let error = ErrorData::new(ErrorCode::INTERNAL_ERROR, error.to_string(), data);
@@ -217,12 +217,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> Transport<RoleClient> for StdioWire<
         item: ClientJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let outbox = self.outbox.clone();
-        let queued = serde_json::to_vec(&item)
-            .map_err(std::io::Error::other)
-            .and_then(|mut line| {
-                line.push(b'\n');
-                outbox.send_line(&line)
-            });
+        let queued = outbox.send_json(&item);
         async move {
             let end = queued?;
             std::future::poll_fn(|cx| outbox.poll_sent(end, cx)).await
