@@ -290,21 +290,42 @@ fn load_config(args: &CommonArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn read_input(args: &RunArgs) -> Result<String> {
+/// The run's input, from `--input`, `--input-file` or stdin — read with a
+/// bound: a plugin must hold its input in its memory, so input larger than
+/// the memory limit could never run, and reading `/dev/zero` must stop.
+fn read_input(args: &RunArgs, limit: usize) -> Result<String> {
     if let Some(input) = &args.input {
         return Ok(input.clone());
     }
     if let Some(path) = &args.input_file {
-        return std::fs::read_to_string(path)
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read input file {}", path.display()))?;
+        return read_bounded(file, limit)
             .with_context(|| format!("cannot read input file {}", path.display()));
     }
-    let mut input = String::new();
-    if !std::io::stdin().is_terminal() {
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .context("cannot read input from stdin")?;
+    if std::io::stdin().is_terminal() {
+        return Ok(String::new());
     }
-    Ok(input)
+    read_bounded(std::io::stdin().lock(), limit).context("cannot read input from stdin")
+}
+
+/// Reads text of at most `limit` bytes; more is an error naming the limit.
+fn read_bounded(reader: impl Read, limit: usize) -> Result<String> {
+    let mut bytes = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "the input is over {} MiB, the memory limit of a run (weir.memory_limit_mb): \
+             a plugin could not hold it",
+            limit >> 20
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the input is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// A status line on stderr saying what weir is waiting on, redrawn with a
@@ -364,7 +385,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         {
             input.clone()
         }
-        _ => read_input(&args)?,
+        _ => read_input(&args, config.limits.memory_bytes)?,
     };
     let host = Host::new(config, None)?;
     let loading = Progress::show(format!(

@@ -54,6 +54,46 @@ pub struct Config {
     /// server's tool: moving a capability to another server is a config
     /// change, not a plugin rebuild.
     pub aliases: BTreeMap<String, Alias>,
+    /// Largest plugin file weir reads (`weir.plugin_size_limit_mb`).
+    pub plugin_size_limit: u64,
+    /// Bounds on the clients of `weir serve --http`.
+    pub http: HttpLimits,
+}
+
+/// Bounds on what the clients of `weir serve --http` can hold: a client
+/// that sends nothing, or a byte at a time, or opens sessions it never
+/// ends, costs a bounded amount and is then let go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this (slow-header clients).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this (slow-body clients).
+    pub body_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections open at once; past it a new one is answered 503.
+    pub max_connections: usize,
+    /// Legacy MCP sessions (`Mcp-Session-Id`) open at once; past it the
+    /// one idle longest is ended to make room, and the log says so.
+    pub max_sessions: usize,
+    /// A legacy session nobody used for this long is ended.
+    pub session_idle: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_sessions: 1000,
+            session_idle: Duration::from_secs(300),
+            max_body_bytes: 4 << 20,
+        }
+    }
 }
 
 /// What an alias stands for.
@@ -255,6 +295,8 @@ impl Default for Config {
             plugins_dir: None,
             limits,
             sessions: SessionSettings::default(),
+            plugin_size_limit: crate::plugins::DEFAULT_MAX_PLUGIN_BYTES,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -303,7 +345,7 @@ pub enum ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     mcp_servers: BTreeMap<String, RawServer>,
     #[serde(default)]
     weir: RawWeir,
@@ -316,11 +358,11 @@ struct RawServer {
     command: Option<String>,
     #[serde(default)]
     args: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     env: BTreeMap<String, String>,
     cwd: Option<String>,
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     headers: BTreeMap<String, String>,
     #[serde(rename = "type")]
     transport: Option<String>,
@@ -372,13 +414,55 @@ struct RawWeir {
     /// `weir serve`: pass upstream tools through as `server.tool`.
     expose_upstream_tools: Option<bool>,
     /// NAME -> "server/tool", or {"tool": "server/tool", "arguments": {…}}.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     aliases: BTreeMap<String, serde_json::Value>,
     /// Compiled-plugin cache directory; `false` turns the cache off.
     cache_dir: Option<serde_json::Value>,
     /// Per plugin: policy fields, plus `sha256`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    plugin_size_limit_mb: Option<u64>,
+    http_header_timeout_secs: Option<f64>,
+    http_body_timeout_secs: Option<f64>,
+    http_idle_timeout_secs: Option<f64>,
+    http_max_connections: Option<usize>,
+    http_max_sessions: Option<usize>,
+    http_session_idle_secs: Option<f64>,
+    http_max_body_bytes: Option<usize>,
+}
+
+/// A JSON object read into a map, refusing a key given twice: serde's own
+/// maps keep the last silently, so `"a"` twice in `mcpServers` would drop
+/// a server without a word.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the key `{key}` is given twice (the second would silently replace the first)"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 impl Config {
@@ -439,6 +523,15 @@ impl Config {
                     "a server name must be 1-64 letters, digits, '-' or '_'".into(),
                 ));
             }
+            if name == BUILTIN_SERVER {
+                return Err(invalid(
+                    at(""),
+                    format!(
+                        "`{BUILTIN_SERVER}` is the name of weir's embedded server; give this \
+                         server another name (weir.builtin = false turns the embedded one off)"
+                    ),
+                ));
+            }
             if name == ALIAS_SERVER {
                 return Err(invalid(
                     at(""),
@@ -486,6 +579,7 @@ impl Config {
                             format!("{url:?} is not an http:// or https:// URL"),
                         ));
                     }
+                    check_url(&url).map_err(|m| invalid(at(".url"), m))?;
                     let headers = server
                         .headers
                         .iter()
@@ -658,6 +752,70 @@ impl Config {
             }
             limits.max_concurrent_runs = n;
         }
+        let mut plugin_size_limit = crate::plugins::DEFAULT_MAX_PLUGIN_BYTES;
+        if let Some(mb) = w.plugin_size_limit_mb {
+            if !(1..=4096).contains(&mb) {
+                return Err(invalid(
+                    "weir.plugin_size_limit_mb".into(),
+                    format!("{mb} is out of range 1..=4096"),
+                ));
+            }
+            plugin_size_limit = mb << 20;
+        }
+        let mut http = HttpLimits::default();
+        secs(
+            "http_header_timeout_secs",
+            w.http_header_timeout_secs,
+            &mut http.header_timeout,
+        )?;
+        secs(
+            "http_body_timeout_secs",
+            w.http_body_timeout_secs,
+            &mut http.body_timeout,
+        )?;
+        secs(
+            "http_idle_timeout_secs",
+            w.http_idle_timeout_secs,
+            &mut http.idle_timeout,
+        )?;
+        secs(
+            "http_session_idle_secs",
+            w.http_session_idle_secs,
+            &mut http.session_idle,
+        )?;
+        let count = |field: &str,
+                     value: Option<usize>,
+                     range: std::ops::RangeInclusive<usize>,
+                     slot: &mut usize| {
+            if let Some(n) = value {
+                if !range.contains(&n) {
+                    return Err(invalid(
+                        format!("weir.{field}"),
+                        format!("{n} is out of range {}..={}", range.start(), range.end()),
+                    ));
+                }
+                *slot = n;
+            }
+            Ok(())
+        };
+        count(
+            "http_max_connections",
+            w.http_max_connections,
+            1..=1_000_000,
+            &mut http.max_connections,
+        )?;
+        count(
+            "http_max_sessions",
+            w.http_max_sessions,
+            1..=1_000_000,
+            &mut http.max_sessions,
+        )?;
+        count(
+            "http_max_body_bytes",
+            w.http_max_body_bytes,
+            1024..=(1 << 30),
+            &mut http.max_body_bytes,
+        )?;
         let plugins_dir = w
             .plugins_dir
             .as_deref()
@@ -743,8 +901,20 @@ impl Config {
                 .map_err(|m| invalid("weir.scratch_root".into(), m))?,
             expose_upstream_tools: w.expose_upstream_tools.unwrap_or(false),
             aliases,
+            plugin_size_limit,
+            http,
         })
     }
+}
+
+/// A URL weir can connect to: it parses, and names a host.
+fn check_url(url: &str) -> Result<(), String> {
+    // Not quoted: a URL can carry a key in its query.
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host".into());
+    }
+    Ok(())
 }
 
 /// A header weir can send: a valid name, and a value without line breaks.
@@ -842,10 +1012,29 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Expands `${VAR}`, `${env:VAR}` (VS Code's spelling) and `${VAR:-default}`;
-/// `$$` is a literal `$`. A variable that is unset and has no default is an
-/// error: a server started with an empty token fails later, and less clearly.
+/// Expands `${VAR}`, `${env:VAR}` (VS Code's spelling) and `${VAR:-default}`,
+/// where the default may itself hold references (`${A:-${B}}`, as in a
+/// shell); `$$` is a literal `$`. A variable that is unset and has no
+/// default is an error: a server started with an empty token fails later,
+/// and less clearly.
 pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand_nested(input, input, &env, 0)
+}
+
+/// How deep defaults may nest: past this it is a mistake, not a config.
+const MAX_VAR_NESTING: usize = 8;
+
+fn expand_nested(
+    input: &str,
+    whole: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > MAX_VAR_NESTING {
+        return Err(format!(
+            "defaults nest more than {MAX_VAR_NESTING} deep in {whole:?}"
+        ));
+    }
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(i) = rest.find('$') {
@@ -855,9 +1044,8 @@ pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unterminated \"${{\" in {input:?}"))?;
+            let end =
+                closing_brace(body).ok_or_else(|| format!("unterminated \"${{\" in {whole:?}"))?;
             let expr = &body[..end];
             let expr = expr.strip_prefix("env:").unwrap_or(expr);
             let (name, default) = match expr.split_once(":-") {
@@ -869,7 +1057,7 @@ pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<
             }
             match (env(name), default) {
                 (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
+                (None, Some(d)) => out.push_str(&expand_nested(d, whole, env, depth + 1)?),
                 (None, None) => {
                     return Err(format!("environment variable {name} is not set"));
                 }
@@ -882,6 +1070,28 @@ pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Where the `}` closing a `${` is in `body` (the text after the `${`),
+/// counting the `${ … }` pairs nested inside it.
+fn closing_brace(body: &str) -> Option<usize> {
+    let bytes = body.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -922,6 +1132,17 @@ mod tests {
             ("${TOKEN", Err("unterminated")),
             ("${}", Err("not a valid variable reference")),
             ("${A B}", Err("not a valid variable reference")),
+            // Defaults nest, as in a shell; a reference is never left as text.
+            ("${X:-${HOME}}", Ok("/home/u")),
+            ("${X:-${Y:-deep}}/x", Ok("deep/x")),
+            ("${X:-a$$b}", Ok("a$b")),
+            ("${X:-${NOPE}}", Err("environment variable NOPE is not set")),
+            ("${A${B}}", Err("not a valid variable reference")),
+            ("${X:-${HOME}", Err("unterminated")),
+            (
+                "${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-x}}}}}}}}}}",
+                Err("nest more than"),
+            ),
         ];
         for (input, want) in cases {
             let got = expand_vars(input, env);
@@ -931,6 +1152,61 @@ mod tests {
                 _ => panic!("input {input:?}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    /// What used to be accepted silently is an error naming its place: a
+    /// key given twice, a server named like the embedded one, a URL that
+    /// does not parse; the new limits are read and range-checked.
+    #[test]
+    fn refuses_silent_mistakes() {
+        let cases = [
+            (
+                r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}"#,
+                "the key `a` is given twice",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "1", "K": "2"}}}}"#,
+                "the key `K` is given twice",
+            ),
+            (
+                r#"{"mcpServers": {"builtin": {"command": "x"}}}"#,
+                "mcpServers.builtin: `builtin` is the name of weir's embedded server",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://[::1"}}}"#,
+                "mcpServers.a.url: not a valid URL",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://[::1/?key=SECRET"}}}"#,
+                "not a valid URL",
+            ),
+            (
+                r#"{"weir": {"plugin_size_limit_mb": 0}}"#,
+                "weir.plugin_size_limit_mb: 0 is out of range",
+            ),
+            (
+                r#"{"weir": {"http_max_sessions": 0}}"#,
+                "weir.http_max_sessions: 0 is out of range",
+            ),
+            (
+                r#"{"weir": {"http_header_timeout_secs": -1}}"#,
+                "weir.http_header_timeout_secs",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = error_of(text);
+            assert!(got.contains(want), "{text}: {got}");
+            assert!(!got.contains("SECRET"), "{text}: {got}");
+        }
+        let config = parse(
+            r#"{"weir": {"plugin_size_limit_mb": 8, "http_max_connections": 10,
+                "http_idle_timeout_secs": 5, "http_max_sessions": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.plugin_size_limit, 8 << 20);
+        assert_eq!(config.http.max_connections, 10);
+        assert_eq!(config.http.max_sessions, 3);
+        assert_eq!(config.http.idle_timeout, Duration::from_secs(5));
     }
 
     /// The format MCP clients already write is accepted as it stands,

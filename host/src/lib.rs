@@ -25,11 +25,17 @@
 //! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
 //! - [`builtin`]: the embedded default MCP server.
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
+//! - `fuzzing` (feature `fuzzing` only): wrappers the fuzz targets in `fuzz/`
+//!   reach private parsers through; not an API.
 
 pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+/// Thin public wrappers of private parsers, for the fuzz targets in `fuzz/`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod metrics;
 pub mod plugin_build;

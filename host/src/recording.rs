@@ -96,13 +96,20 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, RecordingError> {
         path: shown.clone(),
         source,
     })?;
+    parse(&text, &shown)
+}
+
+/// A recording's lines from its text, apart from reading the file so that
+/// the parse can be tested (and fuzzed) alone. `shown` names the recording
+/// in errors.
+pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>, RecordingError> {
     let entries = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| RecordingError::Invalid {
-                path: shown.clone(),
+                path: shown.to_owned(),
                 line: i + 1,
                 message: e.to_string(),
             })
@@ -111,7 +118,7 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, RecordingError> {
     match entries.first() {
         Some(Entry::Run { .. }) => Ok(entries),
         _ => Err(RecordingError::Invalid {
-            path: shown,
+            path: shown.to_owned(),
             line: 1,
             message: "a recording starts with its `run` line".into(),
         }),

@@ -127,7 +127,11 @@ impl Host {
     /// Reads a plugin's file and manifest, without compiling it: enough to
     /// tell whether it changed.
     pub fn read(&self, spec: &str) -> Result<PluginFile, PluginError> {
-        plugins::read(spec, self.config.plugins_dir.as_deref())
+        plugins::read(
+            spec,
+            self.config.plugins_dir.as_deref(),
+            self.config.plugin_size_limit,
+        )
     }
 
     /// Compiles a plugin read by [`Host::read`], under the policy the
@@ -172,7 +176,16 @@ impl Host {
             .as_deref()
             .ok_or_else(|| PluginError::NoDirectory("*".into()))?;
         let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        Ok(plugins::list(dir)?
+        let listing = plugins::list(dir)?;
+        let skipped = listing
+            .skipped_errors(dir)
+            .into_iter()
+            .map(|(file, error)| {
+                tracing::warn!(file = %file, %error, "plugin not loaded");
+                (file, Err(error))
+            });
+        Ok(listing
+            .names
             .into_iter()
             .map(|name| {
                 let file = dir
@@ -192,6 +205,7 @@ impl Host {
                 }
                 (name, loaded)
             })
+            .chain(skipped)
             .collect())
     }
 

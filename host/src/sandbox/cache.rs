@@ -3,9 +3,13 @@
 //! An entry is keyed by the plugin file's sha256 and the engine's
 //! compatibility hash (wasmtime version, target, settings): a different
 //! file or engine simply misses. An entry is never trusted blindly: beside
-//! it, `ENTRY.sum` holds its length and CRC-32, checked before wasmtime
-//! (which checks its own header again) maps it; anything that fails either
-//! check is ignored, logged and rewritten. Entries are written to a
+//! it, `ENTRY.sum` holds its length and a CRC-32 over the source file's
+//! sha256, the engine key and the entry's bytes, checked before wasmtime
+//! (which checks its own header again) maps it. The key is inside what is
+//! checked, so an entry moved or copied (with its sidecar) under another
+//! plugin's name fails the check instead of running that plugin's code
+//! under this one's pin. Anything that fails is ignored, logged and
+//! rewritten. Entries are written to a
 //! temporary file and renamed, never changed in place, so a crash never
 //! leaves half an entry and a mapped entry never changes under a reader.
 //!
@@ -46,6 +50,15 @@ impl CompileCache {
         })
     }
 
+    /// What ties an entry to the plugin and engine it was made for; it
+    /// prefixes the bytes the checksum covers.
+    fn binding(&self, file_sha256: &str) -> String {
+        format!(
+            "weir compile cache {SUM_VERSION}\n{file_sha256}\n{}\n",
+            self.engine_key
+        )
+    }
+
     fn entry(&self, file_sha256: &str) -> PathBuf {
         self.dir
             .join(format!("{file_sha256}-{}.cwasm", self.engine_key))
@@ -62,7 +75,7 @@ impl CompileCache {
             None
         };
         let Some((len, crc)) = parse_sum(&sum) else {
-            return reject("unreadable checksum");
+            return reject("unreadable checksum (or one from an older weir)");
         };
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
@@ -71,9 +84,9 @@ impl CompileCache {
         if file.metadata().map(|m| m.len()).ok() != Some(len) || len == 0 {
             return reject("truncated");
         }
-        match crc_of(&file, len) {
+        match crc_of(&self.binding(file_sha256), &file, len) {
             Ok(actual) if actual == crc => {}
-            Ok(_) => return reject("checksum mismatch"),
+            Ok(_) => return reject("checksum mismatch: changed, or made for another plugin"),
             Err(e) => return reject(&format!("cannot map: {e}")),
         }
         // SAFETY: the entry was written by `put` below (it matches the
@@ -95,7 +108,10 @@ impl CompileCache {
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|body| {
                 write_atomically(&path, &body)?;
-                let sum = format!("{} {:08x}\n", body.len(), crc32fast::hash(&body));
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(self.binding(file_sha256).as_bytes());
+                crc.update(&body);
+                let sum = format!("{SUM_VERSION} {} {:08x}\n", body.len(), crc.finalize());
                 write_atomically(&sum_path(&path), sum.as_bytes())
             });
         if let Err(error) = result {
@@ -109,15 +125,24 @@ fn sum_path(entry: &Path) -> PathBuf {
     entry.with_extension("cwasm.sum")
 }
 
-/// `"LEN CRC"` as `put` writes it.
+/// The sidecar's format: sidecars of another format are misses.
+const SUM_VERSION: &str = "v2";
+
+/// `"v2 LEN CRC"` as `put` writes it.
 fn parse_sum(text: &str) -> Option<(u64, u32)> {
-    let (len, crc) = text.trim().split_once(' ')?;
-    Some((len.parse().ok()?, u32::from_str_radix(crc, 16).ok()?))
+    let mut fields = text.split_whitespace();
+    if fields.next()? != SUM_VERSION {
+        return None;
+    }
+    let len = fields.next()?.parse().ok()?;
+    let crc = u32::from_str_radix(fields.next()?, 16).ok()?;
+    fields.next().is_none().then_some((len, crc))
 }
 
-/// The CRC-32 of the file's `len` bytes, read through a mapping: no copy
-/// of a 35 MB entry, and the pages are the ones wasmtime maps next.
-fn crc_of(file: &std::fs::File, len: u64) -> std::io::Result<u32> {
+/// The CRC-32 of `binding` followed by the file's `len` bytes, read
+/// through a mapping: no copy of a 35 MB entry, and the pages are the ones
+/// wasmtime maps next.
+fn crc_of(binding: &str, file: &std::fs::File, len: u64) -> std::io::Result<u32> {
     use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
     let len = usize::try_from(len).map_err(std::io::Error::other)?;
     // SAFETY: a fresh read-only private mapping of a file nobody modifies
@@ -131,7 +156,10 @@ fn crc_of(file: &std::fs::File, len: u64) -> std::io::Result<u32> {
             file,
             0,
         )?;
-        let crc = crc32fast::hash(std::slice::from_raw_parts(base.cast::<u8>(), len));
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(binding.as_bytes());
+        crc.update(std::slice::from_raw_parts(base.cast::<u8>(), len));
+        let crc = crc.finalize();
         munmap(base, len)?;
         Ok(crc)
     }
@@ -208,6 +236,32 @@ mod tests {
         assert!(cache.get(&engine, "abc").is_some(), "restored");
         std::fs::remove_file(sum_path(&entry)).expect("rm sum");
         assert!(cache.get(&engine, "abc").is_none(), "no checksum");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An entry and its valid sidecar copied under another plugin's key
+    /// are a miss: the key is part of what the checksum covers. A sidecar
+    /// of the old format (no binding) is a miss too.
+    #[test]
+    fn a_moved_entry_is_a_miss() {
+        let dir = std::env::temp_dir().join(format!("weir-cache-moved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).expect("engine");
+        let component = Component::new(&engine, b"\0asm\x0d\x00\x01\x00").expect("component");
+        let cache = CompileCache::open(&dir, &engine).expect("cache");
+        cache.put("hello", &component);
+        let (from, to) = (cache.entry("hello"), cache.entry("fanout"));
+        std::fs::copy(&from, &to).expect("copy entry");
+        std::fs::copy(sum_path(&from), sum_path(&to)).expect("copy sum");
+        assert!(cache.get(&engine, "hello").is_some(), "the original hits");
+        assert!(cache.get(&engine, "fanout").is_none(), "the copy misses");
+
+        let body = std::fs::read(&from).expect("entry");
+        let old = format!("{} {:08x}\n", body.len(), crc32fast::hash(&body));
+        std::fs::write(sum_path(&from), old).expect("old sidecar");
+        assert!(cache.get(&engine, "hello").is_none(), "old format misses");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

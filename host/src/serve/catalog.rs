@@ -107,10 +107,15 @@ impl Catalog {
             .plugins_dir
             .clone()
             .ok_or_else(|| PluginError::NoDirectory("*".into()))?;
-        let names = plugins::list(&dir)?;
+        let listing = plugins::list(&dir)?;
         let current = self.snapshot();
         let mut next = BTreeMap::new();
         let mut changes = Changes::default();
+        for (file, error) in listing.skipped_errors(&dir) {
+            tracing::warn!(file = %file, %error, "plugin not served");
+            changes.rejected.push((file, error.to_string()));
+        }
+        let names = listing.names;
         let mut lowercase: BTreeMap<String, String> = BTreeMap::new();
         for name in names {
             if let Some(first) = lowercase.insert(name.to_lowercase(), name.clone()) {

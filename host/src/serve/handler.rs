@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, SubscriptionFilter,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 
@@ -115,6 +116,48 @@ impl WeirServer {
     }
 }
 
+/// Methods of MCP that rmcp reads itself: one reaching
+/// [`ServerHandler::on_custom_request`] had params rmcp could not read.
+const STANDARD_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+];
+
+/// The error for a request rmcp could not read as a standard one.
+fn custom_request_error(method: &str, params: Option<&serde_json::Value>) -> ErrorData {
+    if !STANDARD_METHODS.contains(&method) {
+        return ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("weir has no method `{method}`"),
+            None,
+        );
+    }
+    let why = match method {
+        "tools/call" => match params {
+            None => "params are missing: give {\"name\": TOOL, \"arguments\": {…}}".to_owned(),
+            Some(params) => match serde_json::from_value::<CallToolRequestParams>(params.clone()) {
+                Err(e) => e.to_string(),
+                Ok(_) => "params do not fit the method".to_owned(),
+            },
+        },
+        _ => "params do not fit the method".to_owned(),
+    };
+    ErrorData::invalid_params(format!("invalid params for `{method}`: {why}"), None)
+}
+
 fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("no tool named `{name}`"), None)
 }
@@ -201,6 +244,20 @@ impl ServerHandler for WeirServer {
                 return Err(ErrorData::internal_error(e.to_string(), None));
             }
         }))
+    }
+
+    /// rmcp hands over as "custom" any request it cannot read — a standard
+    /// method with params of the wrong shape among them. Those are invalid
+    /// params (-32602), saying what is wrong, not an unknown method.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(custom_request_error(
+            &request.method,
+            request.params.as_ref(),
+        ))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -5,28 +5,53 @@
 //! be one the operator allows (loopback names by default), and a browser's
 //! `Origin`, when sent, must name an allowed host too. A page on some other
 //! site cannot drive the agents, or read the metrics, of a weir on
-//! localhost.
+//! localhost. A request with two `Host` headers is refused: the check must
+//! see the one the server acts on.
+//!
+//! An MCP request's body is read here, within a size and a time limit, and
+//! checked to be JSON before rmcp sees it (a body that is not JSON is a
+//! `400` with JSON-RPC's parse error). Knowing the request's id lets a
+//! client's hang-up cancel it: when the event stream carrying a request's
+//! answer is dropped before it ends — the client closed the connection —
+//! weir sends the session the `notifications/cancelled` the client never
+//! could, so the run stops and its upstream calls are cancelled.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::net::TcpListener;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use super::handler::WeirServer;
+use super::sessions::CappedSessions;
+use crate::config::HttpLimits;
 use crate::runtime::Host;
 
-type Body = BoxBody<Bytes, Infallible>;
+/// The body of every response weir's HTTP front sends.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// rmcp's MCP service over weir's capped sessions.
+type Mcp = StreamableHttpService<WeirServer, CappedSessions>;
+
+/// What of a JSON-RPC message the front needs: is it a request, and its
+/// id. Values are skipped, not built.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    method: Option<serde::de::IgnoredAny>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+}
 
 /// Host names a loopback listener answers to, unless told otherwise.
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -41,8 +66,12 @@ pub const METRICS_PATH: &str = "/metrics";
 pub struct Routes {
     host: Arc<Host>,
     /// `None`: metrics only.
-    mcp: Option<StreamableHttpService<WeirServer, LocalSessionManager>>,
+    mcp: Option<Mcp>,
     allowed_hosts: Arc<[String]>,
+    /// How long a request's body may take to arrive.
+    body_timeout: Duration,
+    /// The largest request body.
+    max_body_bytes: usize,
 }
 
 impl Routes {
@@ -52,6 +81,7 @@ impl Routes {
         server: WeirServer,
         allowed_hosts: Vec<String>,
         stop: CancellationToken,
+        limits: &HttpLimits,
     ) -> Self {
         let origins: Vec<String> = allowed_hosts
             .iter()
@@ -67,40 +97,90 @@ impl Routes {
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(allowed_hosts.clone())
             .with_allowed_origins(origins)
-            .with_cancellation_token(stop);
+            .with_cancellation_token(stop)
+            .with_max_request_body_bytes(limits.max_body_bytes);
         let mcp = StreamableHttpService::new(
             move || Ok(server.clone()),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(CappedSessions::new(
+                limits.max_sessions,
+                limits.session_idle,
+            )),
             config,
         );
         Self {
             host,
             mcp: Some(mcp),
             allowed_hosts: allowed_hosts.into(),
+            body_timeout: limits.body_timeout,
+            max_body_bytes: limits.max_body_bytes,
         }
     }
 
     /// Metrics alone (`weir serve --stdio --metrics ADDR`).
-    pub fn metrics_only(host: Arc<Host>, allowed_hosts: Vec<String>) -> Self {
+    pub fn metrics_only(host: Arc<Host>, allowed_hosts: Vec<String>, limits: &HttpLimits) -> Self {
         Self {
             host,
             mcp: None,
             allowed_hosts: allowed_hosts.into(),
+            body_timeout: limits.body_timeout,
+            max_body_bytes: limits.max_body_bytes,
         }
     }
 
-    async fn handle(mut self, request: Request<Incoming>) -> Response<Body> {
-        if let Err(why) = self.check_origin(&request) {
+    /// Answers one request.
+    pub(crate) async fn handle(mut self, request: Request<Incoming>) -> Response<Body> {
+        if let Err((status, why)) = self.check_origin(&request) {
             tracing::warn!(%why, path = %request.uri().path(), "HTTP request refused");
-            return text(StatusCode::FORBIDDEN, why);
+            return text(status, why);
         }
-        match (request.uri().path(), &mut self.mcp) {
-            (MCP_PATH, Some(mcp)) => {
-                let delete = request.method() == Method::DELETE;
+        match (request.uri().path(), self.mcp.take()) {
+            (MCP_PATH, Some(mut mcp)) => {
+                let (parts, body) = request.into_parts();
+                let body = match self.read_body(body).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                };
+                // A request (not a notification or an answer) in a legacy
+                // session: its id, to cancel it if the client hangs up.
+                let mut cancel_on_hangup = None;
+                if parts.method == Method::POST {
+                    match serde_json::from_slice::<Envelope>(&body) {
+                        Ok(Envelope {
+                            method: Some(_),
+                            id: Some(id),
+                        }) => {
+                            cancel_on_hangup =
+                                parts.headers.get(SESSION_HEADER).map(|session| Hangup {
+                                    mcp: mcp.clone(),
+                                    headers: hangup_headers(&parts.headers, session),
+                                    id: id.get().to_owned(),
+                                });
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.is_syntax() || e.is_eof() => {
+                            return parse_error(&e);
+                        }
+                        // JSON, not a message: rmcp says what is wrong.
+                        Err(_) => {}
+                    }
+                }
+                let delete = parts.method == Method::DELETE;
+                let request = Request::from_parts(parts, Full::new(body));
                 let mut response = match mcp.call(request).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
+                if let Some(hangup) = cancel_on_hangup
+                    && is_event_stream(&response)
+                {
+                    response = response.map(|inner| {
+                        CancelOnHangup {
+                            inner,
+                            hangup: Some(hangup),
+                        }
+                        .boxed()
+                    });
+                }
                 // A session ended at the client's request is done, not
                 // pending: 204, which every client SDK reads as success
                 // (rmcp says 202, which the Python SDK reports as failure).
@@ -140,29 +220,54 @@ impl Routes {
         }
     }
 
-    /// The DNS-rebinding check: `Host` and `Origin` name allowed hosts.
-    fn check_origin(&self, request: &Request<Incoming>) -> Result<(), String> {
-        let host = request
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .ok_or("the request has no Host header")?;
-        if !self.allowed(host_name(host)) {
-            return Err(format!(
-                "Host `{host}` is not one weir answers to (allowed: {}; see --allow-host)",
-                self.allowed_hosts.join(", ")
-            ));
-        }
-        if let Some(origin) = request.headers().get(hyper::header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            let authority = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"));
-            if !authority.is_some_and(|a| self.allowed(host_name(a))) {
-                return Err(format!("Origin `{origin}` is not allowed"));
+    /// A request's body, whole: within the size limit and the body
+    /// timeout, or the error response saying which was passed.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+        let limited = Limited::new(body, self.max_body_bytes);
+        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(error)) => {
+                if error.is::<http_body_util::LengthLimitError>() {
+                    Err(text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the request body is over {} bytes (weir.http_max_body_bytes)",
+                            self.max_body_bytes
+                        ),
+                    ))
+                } else {
+                    Err(text(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request body: {error}"),
+                    ))
+                }
             }
+            Err(_) => Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (weir.http_body_timeout_secs)",
+                    self.body_timeout.as_secs_f64()
+                ),
+            )),
         }
-        Ok(())
+    }
+
+    /// The DNS-rebinding check: `Host` and `Origin` name allowed hosts —
+    /// each given once, so no other copy can be the one acted on.
+    pub(crate) fn check_origin<B>(&self, request: &Request<B>) -> Result<(), (StatusCode, String)> {
+        check_origin(request.headers(), |name| self.allowed(name)).map_err(|why| match why {
+            OriginRefusal::Duplicate(_) | OriginRefusal::NoHost => {
+                (StatusCode::BAD_REQUEST, why.to_string())
+            }
+            OriginRefusal::Host(_) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{why} (allowed: {}; see --allow-host)",
+                    self.allowed_hosts.join(", ")
+                ),
+            ),
+            OriginRefusal::Origin(_) => (StatusCode::FORBIDDEN, why.to_string()),
+        })
     }
 
     fn allowed(&self, name: &str) -> bool {
@@ -173,7 +278,7 @@ impl Routes {
 }
 
 /// The host name of an authority: `[::1]:80` → `::1`, `a:80` → `a`.
-fn host_name(authority: &str) -> &str {
+pub(crate) fn host_name(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
@@ -192,48 +297,177 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     response
 }
 
-/// Serves `routes` on `listener` until `stop`; connections in progress are
-/// then closed.
-pub async fn serve(listener: TcpListener, routes: Routes, stop: CancellationToken) {
-    let connections = tokio_util::task::TaskTracker::new();
-    loop {
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors, say: wait a little, go on.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => break,
-        };
-        let routes = routes.clone();
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let routes = routes.clone();
-                async move { Ok::<_, Infallible>(routes.handle(request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = stop.cancelled() => {
-                    // Finish the request in progress, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.as_mut().await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "HTTP connection ended");
-            }
-        });
+/// Why a request's `Host` or `Origin` is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OriginRefusal {
+    #[error("the request has no Host header")]
+    NoHost,
+    #[error("the request has more than one {0} header")]
+    Duplicate(&'static str),
+    #[error("Host `{0}` is not one weir answers to")]
+    Host(String),
+    #[error("Origin `{0}` is not allowed")]
+    Origin(String),
+}
+
+/// The DNS-rebinding check on a request's headers: one `Host`, naming an
+/// allowed host, and at most one `Origin`, naming one too.
+pub fn check_origin(
+    headers: &hyper::HeaderMap,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<(), OriginRefusal> {
+    let mut hosts = headers.get_all(hyper::header::HOST).iter();
+    let host = hosts.next().ok_or(OriginRefusal::NoHost)?;
+    if hosts.next().is_some() {
+        return Err(OriginRefusal::Duplicate("Host"));
     }
-    connections.close();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), connections.wait()).await;
+    let host = host.to_str().map_err(|_| OriginRefusal::NoHost)?;
+    if !allowed(host_name(host)) {
+        return Err(OriginRefusal::Host(host.to_owned()));
+    }
+    let mut origins = headers.get_all(hyper::header::ORIGIN).iter();
+    if let Some(origin) = origins.next() {
+        if origins.next().is_some() {
+            return Err(OriginRefusal::Duplicate("Origin"));
+        }
+        let origin = origin.to_str().unwrap_or("");
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        if !authority.is_some_and(|a| allowed(host_name(a))) {
+            return Err(OriginRefusal::Origin(origin.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// The header naming a legacy MCP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Headers of the request a hang-up sends on the client's behalf: those
+/// rmcp checks a session's messages by.
+fn hangup_headers(
+    from: &hyper::HeaderMap,
+    session: &hyper::header::HeaderValue,
+) -> hyper::HeaderMap {
+    let mut headers = hyper::HeaderMap::new();
+    for name in [
+        hyper::header::HOST,
+        hyper::header::HeaderName::from_static("mcp-protocol-version"),
+    ] {
+        if let Some(value) = from.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    headers.insert(SESSION_HEADER, session.clone());
+    headers.insert(
+        hyper::header::ACCEPT,
+        hyper::header::HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    headers
+}
+
+fn is_event_stream(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// JSON-RPC's answer to a body that is not JSON.
+fn parse_error(error: &serde_json::Error) -> Response<Body> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": format!("Parse error: the body is not JSON ({error})")},
+    });
+    let mut response = text(StatusCode::BAD_REQUEST, body.to_string());
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// How to cancel one request of a session for a client that went away.
+struct Hangup {
+    mcp: Mcp,
+    headers: hyper::HeaderMap,
+    /// The request's id, as the client wrote it.
+    id: String,
+}
+
+impl Hangup {
+    /// Sends the session `notifications/cancelled` for the request.
+    fn send(self) {
+        let Self {
+            mut mcp,
+            headers,
+            id,
+        } = self;
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client hung up"}}}}"#
+        );
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = hyper::Uri::from_static(MCP_PATH);
+        *request.headers_mut() = headers;
+        // Outside a runtime (the process is ending) there is nothing to stop.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let response = match mcp.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                tracing::info!(request = %id, status = %response.status(), "client hung up; its request is cancelled");
+            });
+        }
+    }
+}
+
+/// An event stream carrying a request's answer that cancels the request
+/// if it is dropped before its end.
+struct CancelOnHangup {
+    inner: Body,
+    hangup: Option<Hangup>,
+}
+
+impl Drop for CancelOnHangup {
+    fn drop(&mut self) {
+        if let Some(hangup) = self.hangup.take() {
+            hangup.send();
+        }
+    }
+}
+
+impl HttpBody for CancelOnHangup {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            // Answered: nothing to cancel.
+            self.hangup = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -247,5 +481,51 @@ mod tests {
         assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_name("[::1]:9000"), "::1");
         assert_eq!(host_name("[::1]"), "::1");
+    }
+
+    /// One Host naming an allowed host passes; two Hosts, or two Origins,
+    /// are refused whatever they name.
+    #[test]
+    fn host_and_origin_are_checked_once_each() {
+        let allowed = |name: &str| name == "localhost";
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = hyper::HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(*k, hyper::header::HeaderValue::from_static(v));
+            }
+            map
+        };
+        type Case<'a> = (&'a [(&'a str, &'a str)], Result<(), OriginRefusal>);
+        let cases: &[Case] = &[
+            (&[("host", "localhost:1")], Ok(())),
+            (&[], Err(OriginRefusal::NoHost)),
+            (
+                &[("host", "localhost:1"), ("host", "evil.example")],
+                Err(OriginRefusal::Duplicate("Host")),
+            ),
+            (
+                &[("host", "evil.example")],
+                Err(OriginRefusal::Host("evil.example".into())),
+            ),
+            (
+                &[("host", "localhost"), ("origin", "http://localhost:3")],
+                Ok(()),
+            ),
+            (
+                &[
+                    ("host", "localhost"),
+                    ("origin", "http://localhost"),
+                    ("origin", "http://evil.example"),
+                ],
+                Err(OriginRefusal::Duplicate("Origin")),
+            ),
+            (
+                &[("host", "localhost"), ("origin", "null")],
+                Err(OriginRefusal::Origin("null".into())),
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(&check_origin(&headers(pairs), allowed), want, "{pairs:?}");
+        }
     }
 }

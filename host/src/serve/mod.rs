@@ -8,11 +8,18 @@
 //! - [`clients`]: who to tell when the tool list changes.
 //! - [`watch`]: hot reload of the plugins directory.
 //! - [`http`]: streamable HTTP, `/metrics`, the DNS-rebinding check.
+//! - [`connection`]: each HTTP connection bounded (count, header and idle
+//!   timeouts).
+//! - [`sessions`]: legacy MCP sessions, capped.
+//! - [`stdio_wire`]: MCP over stdio, every line bounded and answered.
 
 pub mod catalog;
 pub mod clients;
+pub mod connection;
 pub mod handler;
 pub mod http;
+pub mod sessions;
+pub mod stdio_wire;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -100,6 +107,15 @@ pub async fn serve(
         })
         .ok();
     let server = WeirServer::new(host.clone(), catalog.clone(), clients.clone());
+    // Passed-through tools are the upstream servers' tools: when one says
+    // its list changed, so did ours.
+    let relay = host.config().expose_upstream_tools.then(|| {
+        tokio::spawn(relay_tool_changes(
+            host.sessions().tool_changes(),
+            clients.clone(),
+            stop.clone(),
+        ))
+    });
 
     let mut tasks = Vec::new();
     let mut places = Vec::new();
@@ -107,8 +123,14 @@ pub async fn serve(
         let listener = bind(addr).await?;
         let local = listener.local_addr().unwrap_or(addr);
         places.push(format!("metrics at http://{local}{}", http::METRICS_PATH));
-        let routes = Routes::metrics_only(host.clone(), options.allowed_hosts.clone());
-        tasks.push(tokio::spawn(http::serve(listener, routes, stop.clone())));
+        let limits = host.config().http.clone();
+        let routes = Routes::metrics_only(host.clone(), options.allowed_hosts.clone(), &limits);
+        tasks.push(tokio::spawn(connection::serve(
+            listener,
+            routes,
+            stop.clone(),
+            limits,
+        )));
     }
     // The stdio server waits for its client's `initialize`: it starts
     // after the start line, so the line comes first.
@@ -129,8 +151,15 @@ pub async fn serve(
                 server,
                 options.allowed_hosts.clone(),
                 stop.child_token(),
+                &host.config().http,
             );
-            tasks.push(tokio::spawn(http::serve(listener, routes, stop.clone())));
+            let limits = host.config().http.clone();
+            tasks.push(tokio::spawn(connection::serve(
+                listener,
+                routes,
+                stop.clone(),
+                limits,
+            )));
             None
         }
         Listen::Stdio => {
@@ -171,7 +200,10 @@ pub async fn serve(
     let stdio = match stdio_server {
         Some(server) => Some(
             server
-                .serve(crate::stdio::stdio())
+                .serve({
+                    let (reader, writer) = crate::stdio::stdio();
+                    stdio_wire::StdioWire::new(reader, writer)
+                })
                 .await
                 .map_err(|e| ServeError::Stdio(e.to_string()))?,
         ),
@@ -195,12 +227,37 @@ pub async fn serve(
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     for task in tasks {
         let _ = task.await;
     }
     let unfinished = host.drain(host.config().sessions.shutdown_grace).await;
     tracing::info!(unfinished, "weir serve stopped");
     Ok(())
+}
+
+/// Tells `clients` their tool list changed whenever an upstream server
+/// says its own did, until `stop`. A burst of notifications is told once
+/// per turn, not once each.
+async fn relay_tool_changes(
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    clients: Arc<Clients>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = stop.cancelled() => return,
+        }
+        changes.mark_unchanged();
+        let told = clients.tool_list_changed().await;
+        tracing::info!(
+            clients = told,
+            "an upstream server's tools changed; clients told"
+        );
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

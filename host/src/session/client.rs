@@ -16,13 +16,20 @@ pub(crate) struct SessionClient {
     /// the list. A flag rather than a refetch here: a server that sends a
     /// burst of notifications costs one `tools/list`, not one each.
     tools_stale: Arc<AtomicBool>,
+    /// Told too, so those who serve the tools on can say they changed.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl SessionClient {
-    pub fn new(server: Arc<str>, tools_stale: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        server: Arc<str>,
+        tools_stale: Arc<AtomicBool>,
+        changes: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Self {
         Self {
             server,
             tools_stale,
+            changes,
         }
     }
 }
@@ -38,5 +45,6 @@ impl ClientHandler for SessionClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         tracing::debug!(server = %self.server, "tool list changed");
         self.tools_stale.store(true, Ordering::Release);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

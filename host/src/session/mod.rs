@@ -22,7 +22,7 @@ mod outbox;
 mod pool;
 mod process;
 mod slot;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +69,8 @@ pub struct Sessions {
     metrics: Arc<Metrics>,
     closing: CancellationToken,
     reaper: TaskTracker,
+    /// Counts `notifications/tools/list_changed` from any server.
+    tool_changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Sessions {
@@ -77,6 +79,7 @@ impl Sessions {
     pub fn new(config: &Config, weir_exe: PathBuf, metrics: Arc<Metrics>) -> Self {
         let closing = CancellationToken::new();
         let reaper = TaskTracker::new();
+        let tool_changes = Arc::new(tokio::sync::watch::Sender::new(0));
         let servers = config
             .servers
             .iter()
@@ -109,6 +112,7 @@ impl Sessions {
                     opened,
                     restarts,
                     reaper: reaper.clone(),
+                    tool_changes: tool_changes.clone(),
                 });
                 let upstream = Upstream::new(shared, server, closing.child_token());
                 (name.clone(), upstream)
@@ -121,7 +125,14 @@ impl Sessions {
             metrics,
             closing,
             reaper,
+            tool_changes,
         }
+    }
+
+    /// Changes whenever a server says its tool list changed: how `weir
+    /// serve` knows to tell its own clients, when it passes tools through.
+    pub fn tool_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tool_changes.subscribe()
     }
 
     /// Names of the configured servers.

@@ -173,6 +173,17 @@ impl ServerProcess {
 
 fn describe_spawn_error(launch: &Launch, e: &std::io::Error) -> String {
     let program = launch.program.display();
+    // A missing working directory fails the spawn with the same error as a
+    // missing program: tell them apart.
+    if let Some(cwd) = &launch.cwd {
+        match std::fs::metadata(cwd) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return format!("working directory {} is not a directory", cwd.display()),
+            Err(error) => {
+                return format!("cannot use working directory {}: {error}", cwd.display());
+            }
+        }
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound if launch.program.components().count() == 1 => {
             format!("command `{program}` not found on PATH")

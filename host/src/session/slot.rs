@@ -48,6 +48,9 @@ pub(crate) struct ServerShared {
     /// Sessions opened to replace one that was lost.
     pub restarts: prometheus_client::metrics::counter::Counter,
     pub reaper: TaskTracker,
+    /// Bumped when this server says its tools changed (see
+    /// [`super::Sessions::tool_changes`]).
+    pub tool_changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// One slot. All state behind `&self`: shared by every caller.
@@ -252,7 +255,11 @@ impl Slot {
         let server = &self.server;
         let fault = ProtocolFault::default();
         let tools_stale = Arc::new(AtomicBool::new(false));
-        let client = SessionClient::new(server.name.clone(), tools_stale.clone());
+        let client = SessionClient::new(
+            server.name.clone(),
+            tools_stale.clone(),
+            server.tool_changes.clone(),
+        );
         let (process, lane, stderr, outcome) = match &server.connect {
             Connect::Stdio(launch) => {
                 let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;

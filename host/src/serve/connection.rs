@@ -1,0 +1,385 @@
+//! One HTTP listener's connections, each bounded: how many there are, how
+//! long a client may take to send a request's header, and how long a
+//! connection may sit with nothing to do.
+//!
+//! A connection is in one of three states, and each has its own clock:
+//!
+//! - **idle** (no request in flight, nothing of the next one read yet):
+//!   closed after the idle timeout;
+//! - **reading a header** (a byte of the next request came, the header is
+//!   not complete): closed after the header timeout, so a client sending
+//!   it a byte at a time holds its connection for a bounded time;
+//! - **busy** (a request is in flight, its response still streaming):
+//!   never closed for time here. A request's body has its own timeout
+//!   (see [`super::http`]); a run its deadline; an event stream is meant
+//!   to stay open.
+//!
+//! Past the connection limit a new connection is answered `503` and
+//! closed at once, rather than left waiting in the kernel's queue.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Request;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::http::{Body, Routes};
+use crate::config::HttpLimits;
+
+/// How long a refused connection's `503` may take to write.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// What a connection is doing, shared by its IO, its requests and its
+/// watchdog.
+struct Activity {
+    /// tokio's clock, so that tests can pause it.
+    started: tokio::time::Instant,
+    /// Requests whose response has not finished.
+    in_flight: AtomicUsize,
+    /// Milliseconds since `started` when the connection last became idle.
+    idle_since: AtomicU64,
+    /// Milliseconds since `started`, plus one, when the first byte of the
+    /// next request came while idle; 0: none yet.
+    header_since: AtomicU64,
+    /// Wakes the watchdog when the state changes.
+    changed: Notify,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            header_since: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, ms: u64) -> tokio::time::Instant {
+        self.started + Duration::from_millis(ms)
+    }
+
+    /// Bytes were read.
+    fn read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.header_since.load(Ordering::Acquire) == 0
+        {
+            self.header_since
+                .store(self.now_ms() + 1, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's header is complete: its response is now in flight.
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.header_since.store(0, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// A response finished (or was dropped).
+    fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since.store(self.now_ms(), Ordering::Release);
+            self.header_since.store(0, Ordering::Release);
+        }
+        self.changed.notify_one();
+    }
+
+    /// When this connection must close if nothing changes, and why; `None`
+    /// while a request is in flight.
+    fn deadline(&self, limits: &HttpLimits) -> Option<(tokio::time::Instant, &'static str)> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let header = self.header_since.load(Ordering::Acquire);
+        Some(if header > 0 {
+            (
+                self.at(header - 1) + limits.header_timeout,
+                "its request header did not arrive within weir.http_header_timeout_secs",
+            )
+        } else {
+            (
+                self.at(self.idle_since.load(Ordering::Acquire)) + limits.idle_timeout,
+                "it was idle for weir.http_idle_timeout_secs",
+            )
+        })
+    }
+
+    /// Resolves when the connection has overstayed its state's clock.
+    async fn expired(&self, limits: &HttpLimits) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            match self.deadline(limits) {
+                None => changed.await,
+                Some((at, why)) => {
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep_until(at) => {
+                            // Still the same state at its deadline?
+                            if self.deadline(limits).is_some_and(|(now, _)| now <= tokio::time::Instant::now()) {
+                                return why;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection's stream, telling its [`Activity`] when bytes come in.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        result
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// A response body that tells the connection's [`Activity`] when it is
+/// done: at its end, or when hyper drops it (the client went away).
+struct Tracked {
+    inner: Body,
+    activity: Option<Arc<Activity>>,
+}
+
+impl Tracked {
+    fn finish(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.end();
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `routes` on `listener` until `stop`, within `limits`;
+/// connections in progress then finish the request they are on.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    stop: CancellationToken,
+    limits: HttpLimits,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
+    loop {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little, go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                max = limits.max_connections,
+                "connection refused: weir.http_max_connections connections are open"
+            );
+            connections.spawn(refuse(stream));
+            continue;
+        };
+        let routes = routes.clone();
+        let stop = stop.clone();
+        let limits = limits.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            serve_connection(stream, peer, routes, stop, &limits).await;
+        });
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
+}
+
+/// One connection, until it closes, overstays a clock, or `stop`.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    routes: Routes,
+    stop: CancellationToken,
+    limits: &HttpLimits,
+) {
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request: Request<Incoming>| {
+            let routes = routes.clone();
+            let activity = activity.clone();
+            activity.begin();
+            async move {
+                let response = routes.handle(request).await;
+                Ok::<_, Infallible>(response.map(|inner| Tracked {
+                    inner,
+                    activity: Some(activity),
+                }))
+            }
+        })
+    };
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: activity.clone(),
+    });
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        why = activity.expired(limits) => {
+            tracing::debug!(%peer, why, "HTTP connection closed");
+            return;
+        }
+        () = stop.cancelled() => {
+            // Finish the request in progress, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "HTTP connection ended");
+    }
+}
+
+/// Answers a connection over the limit with `503` and closes it.
+async fn refuse(mut stream: TcpStream) {
+    const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+        content-type: text/plain; charset=utf-8\r\n\
+        retry-after: 1\r\nconnection: close\r\ncontent-length: 53\r\n\r\n\
+        weir is serving its limit of connections; retry soon\n";
+    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+        let _ = stream.write_all(REFUSAL).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection's clock follows its state: idle, then reading a
+    /// header, then busy (no clock), then idle again.
+    #[tokio::test(start_paused = true)]
+    async fn clocks_follow_the_state() {
+        let limits = HttpLimits {
+            header_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(10),
+            ..HttpLimits::default()
+        };
+        let activity = Activity::new();
+        let (_, why) = activity.deadline(&limits).expect("idle has a clock");
+        assert!(why.contains("idle"));
+        activity.read();
+        let (at, why) = activity.deadline(&limits).expect("header has a clock");
+        assert!(why.contains("header"));
+        assert!(at <= tokio::time::Instant::now() + Duration::from_secs(3));
+        activity.begin();
+        assert!(activity.deadline(&limits).is_none(), "busy has none");
+        activity.read();
+        assert!(activity.deadline(&limits).is_none(), "body bytes are busy");
+        activity.end();
+        let (_, why) = activity.deadline(&limits).expect("idle again");
+        assert!(why.contains("idle"));
+        let expired = activity.expired(&limits).await;
+        assert!(expired.contains("idle"));
+    }
+
+    /// The refusal is a whole HTTP response: its length is right.
+    #[test]
+    fn refusal_is_well_formed() {
+        let text = "weir is serving its limit of connections; retry soon\n";
+        assert_eq!(text.len(), 53);
+    }
+}
