@@ -345,7 +345,11 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
     Ok(got)
 }
 
-fn parse_manifest(location: &str, text: &str, file_name: &str) -> Result<Manifest, PluginError> {
+pub(crate) fn parse_manifest(
+    location: &str,
+    text: &str,
+    file_name: &str,
+) -> Result<Manifest, PluginError> {
     let manifest: Manifest = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
