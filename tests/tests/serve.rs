@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +15,8 @@ use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Imple
 use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::{ClientHandler, ServiceExt};
 use serde_json::{Value, json};
-use support::{Scratch, WEIR, alive, eventually, plugin_path, wait_for};
+use support::serve::{Served, install, plugins_dir, raw_http, serve_args};
+use support::{Scratch, WEIR, alive, eventually, wait_for};
 
 /// The Python of the test venv (scripts/test makes it).
 fn python() -> PathBuf {
@@ -32,97 +32,6 @@ fn python() -> PathBuf {
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("py/serve_client.py")
-}
-
-/// A plugins directory holding `names` (components and their manifests).
-fn plugins_dir(scratch: &Scratch, names: &[&str]) -> PathBuf {
-    let dir = scratch.dir.join("plugins");
-    std::fs::create_dir_all(&dir).expect("plugins dir");
-    for name in names {
-        install(&dir, name);
-    }
-    dir
-}
-
-/// Copies plugin `name` (and its manifest, if it has one) into `dir`.
-fn install(dir: &Path, name: &str) {
-    let wasm = plugin_path(name);
-    // Written beside, then renamed in: the watcher never sees half a file.
-    let part = dir.join(format!(".{name}.part"));
-    std::fs::copy(&wasm, &part).expect("copy plugin");
-    std::fs::rename(&part, dir.join(format!("{name}.wasm"))).expect("place plugin");
-    let manifest = wasm.with_extension("toml");
-    if manifest.exists() {
-        std::fs::copy(&manifest, dir.join(format!("{name}.toml"))).expect("copy manifest");
-    }
-}
-
-/// The arguments of `weir serve` on the scratch's config and `plugins`.
-fn serve_args(scratch: &Scratch, plugins: &Path) -> Vec<String> {
-    let config = scratch.config(json!({}), json!({}));
-    vec![
-        "serve".into(),
-        "--config".into(),
-        config.display().to_string(),
-        "--plugins".into(),
-        plugins.display().to_string(),
-    ]
-}
-
-/// A `weir serve --http` process, stopped (SIGKILL) if a test fails.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Served {
-    fn start(scratch: &Scratch, plugins: &Path) -> Self {
-        let mut child = Command::new(WEIR)
-            .args(serve_args(scratch, plugins))
-            .args(["--http", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start weir serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let line = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("weir serve:"))
-            .expect("weir serve prints its start line");
-        // Keep draining stderr so weir never blocks on it.
-        std::thread::spawn(move || lines.for_each(drop));
-        let at = line.find("MCP at http://").expect("an HTTP address") + "MCP at ".len();
-        let url = line[at..].split([',', ' ']).next().expect("url");
-        let base = url.trim_end_matches("/mcp").to_owned();
-        Self { child, base }
-    }
-
-    fn mcp_url(&self) -> String {
-        format!("{}/mcp", self.base)
-    }
-
-    fn metrics_url(&self) -> String {
-        format!("{}/metrics", self.base)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
-        let status = self.child.wait().expect("wait for weir");
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Runs the Python client; returns its JSON report.
@@ -268,24 +177,6 @@ fn python_sdk_over_http_with_metrics() {
         !alive(pid),
         "weir closed the upstream session on its way out"
     );
-}
-
-/// One plain HTTP/1.1 GET with one extra header; the whole reply.
-fn raw_http(addr: &str, path: &str, header: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    let host = if header.starts_with("Host:") {
-        String::new()
-    } else {
-        format!("Host: {addr}\r\n")
-    };
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\n{host}{header}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
-    reply
 }
 
 /// The MCP Inspector's CLI lists weir's tools and calls one.
@@ -928,4 +819,41 @@ fn stats_and_status_page_follow_the_load() {
         shot.display()
     );
     assert!(served.stop().success());
+}
+
+/// With upstream tools passed through, an upstream server's
+/// `tools/list_changed` reaches weir's own clients: the new tool is
+/// announced, then listed and callable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tool_changes_reach_the_clients() {
+    let scratch = Scratch::new("serve-upstream-changed");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let watcher = Watcher::default();
+    let changes = watcher.changes.clone();
+    let args =
+        support::serve::serve_args_with(&scratch, &plugins, json!({"expose_upstream_tools": true}));
+    let mut args = args;
+    args.push("--stdio".into());
+    let (client, mut child) = connect(args, watcher).await;
+    let before = tool_names(&client).await;
+    assert!(
+        before.contains(&"test.enable_late".to_owned()),
+        "{before:?}"
+    );
+    assert!(!before.contains(&"test.late".to_owned()), "{before:?}");
+    call(&client, "test.enable_late", json!({})).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            changes.load(Ordering::SeqCst) >= 1
+        })
+        .await,
+        "weir's client was told the tool list changed"
+    );
+    assert!(tool_names(&client).await.contains(&"test.late".to_owned()));
+    client.cancel().await.expect("close the session");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("weir exits when its client hangs up")
+        .expect("wait");
+    assert!(status.success(), "{status}");
 }
