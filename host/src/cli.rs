@@ -592,7 +592,26 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
 async fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let config = load_config(&args.common)?;
     let host = Host::new(config, None)?;
-    let file = host.read(&args.plugin)?;
+    let file = match host.read(&args.plugin) {
+        Ok(file) => file,
+        // Refused by its first bytes: still a report, saying what it is.
+        Err(e @ PluginError::Load(crate::sandbox::LoadError::NotWasm(_))) => {
+            host.shutdown().await;
+            let report = serde_json::json!({
+                "file": args.plugin,
+                "kind": "not WebAssembly",
+                "world": {"ok": false, "error": e.to_string()},
+                "runs_under": {"error": e.to_string()},
+            });
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", render_inspection(&report));
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let shape = tokio::task::block_in_place(|| host.shape(&file));
     let (policy, pin) = host.config().grant_for(&file.name);
     let effective = tokio::task::block_in_place(|| host.load_file(&file));

@@ -89,13 +89,30 @@ pub enum RecordingError {
     },
 }
 
-/// Reads a recording's lines.
+/// Largest recording read: a run's calls and answers, each bounded by the
+/// run's own limits; past this it is not a recording (or `/dev/zero`).
+pub const MAX_RECORDING_BYTES: u64 = 256 << 20;
+
+/// Reads a recording's lines, at most [`MAX_RECORDING_BYTES`] of them.
 pub fn read(path: &Path) -> Result<Vec<Entry>, RecordingError> {
+    use std::io::Read;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| RecordingError::Read {
+    let read_error = |source| RecordingError::Read {
         path: shown.clone(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(MAX_RECORDING_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_RECORDING_BYTES {
+        return Err(read_error(std::io::Error::other(format!(
+            "it is over {} MiB, more than a recording can be",
+            MAX_RECORDING_BYTES >> 20
+        ))));
+    }
     parse(&text, &shown)
 }
 

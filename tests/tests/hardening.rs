@@ -546,3 +546,50 @@ fn http_protocol_slips_get_the_right_answers() {
     assert!(!reply.contains("-32601"), "{reply}");
     assert!(served.stop().success());
 }
+
+/// A compiled entry of one plugin, with its valid checksum, copied over
+/// another plugin's entry is not run: the other plugin runs its own code
+/// (the entry is rebuilt), and a pin on it means what it says.
+#[test]
+fn a_moved_compile_cache_entry_is_rebuilt() {
+    let scratch = Scratch::new("harden-cache");
+    let cache = scratch.dir.join("cache");
+    let config = scratch.config(json!({"cache_dir": cache}), json!({}));
+    let config = config.display().to_string();
+    let run = |plugin: &str, input: &str| {
+        let path = support::plugin_path(plugin).display().to_string();
+        weir_bounded(&["run", &path, "--config", &config, "--input", input], None)
+    };
+    let job = r#"{"server": "builtin", "tool": "echo", "arguments": {"message": "x"}, "count": 2}"#;
+    assert!(run("hello", "a").status.success());
+    let entries = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(dir)
+            .expect("cache dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        found.sort();
+        found
+    };
+    let hello_entry = entries(&cache).pop().expect("hello's entry");
+    let fanout = run("fanout", job);
+    assert!(fanout.status.success(), "{}", text(&fanout));
+    let fanout_entry = entries(&cache)
+        .into_iter()
+        .find(|p| *p != hello_entry)
+        .expect("fanout's entry");
+    let sum = |p: &Path| p.with_extension("cwasm.sum");
+    std::fs::copy(&hello_entry, &fanout_entry).expect("copy entry");
+    std::fs::copy(sum(&hello_entry), sum(&fanout_entry)).expect("copy checksum");
+
+    let after = run("fanout", job);
+    let out = text(&after);
+    assert!(after.status.success(), "{out}");
+    assert!(
+        String::from_utf8_lossy(&after.stdout).contains("\"ok\":2"),
+        "fanout ran its own code: {out}"
+    );
+    assert!(!out.contains("Hello,"), "{out}");
+    assert!(out.contains("ignoring compile cache entry"), "{out}");
+}
