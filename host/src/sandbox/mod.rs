@@ -17,10 +17,10 @@ mod imports;
 mod output;
 mod scratch;
 mod state;
+mod ticker;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -35,10 +35,12 @@ use crate::gateway::{Caller, ToolGateway};
 use crate::metrics::Metrics;
 use crate::policy::{Policy, RateLimiter};
 
-/// How often the engine's epoch advances. At each tick a running guest
-/// yields to tokio, which is what lets a deadline (a tokio timer) stop a
-/// guest spinning in a loop that never calls out.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the engine's epoch advances (while a run is alive). At each
+/// tick a running guest yields to tokio, which is what lets a deadline (a
+/// tokio timer) stop a guest spinning in a loop that never calls out, and
+/// what lets other runs go on beside it: the shorter the tick, the less a
+/// spinning guest delays them.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Core instances one component may hold (its modules, shims, adapters).
 /// A Python agent needs ~17: componentize-py links libc, libpython and
@@ -165,7 +167,8 @@ pub struct Sandbox {
     /// Components compiled / taken from the cache since start.
     compiled: std::sync::atomic::AtomicU64,
     cache_hits: std::sync::atomic::AtomicU64,
-    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The epoch clock, running while any run is alive.
+    ticker: ticker::Ticker,
     metrics: Arc<Metrics>,
 }
 
@@ -194,19 +197,7 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         imports::mcp::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("weir-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })?
-        };
+        let ticker = ticker::Ticker::start(engine.clone(), EPOCH_TICK)?;
         let cache = cache_dir.and_then(|dir| cache::CompileCache::open(dir, &engine));
         Ok(Self {
             engine,
@@ -215,7 +206,7 @@ impl Sandbox {
             scratch_root,
             compiled: Default::default(),
             cache_hits: Default::default(),
-            ticker: Some((stop, ticker)),
+            ticker,
             metrics,
         })
     }
@@ -340,6 +331,7 @@ impl Sandbox {
         let state = RunState {
             denials: Some(plugin.denials.clone()),
             progress,
+            clock: Some(self.ticker.awake()),
             ..state
         };
         let mut store = Store::new(&self.engine, state);
@@ -358,7 +350,15 @@ impl Sandbox {
                 state.cpu_exhausted = true;
                 return Err(wasmtime::Error::msg("CPU budget exhausted"));
             }
-            Ok(UpdateDeadline::Yield(1))
+            // tokio's own yield: the guest goes back in line *after* the
+            // worker has polled I/O, so a guest spinning in a loop cannot
+            // hold back the sockets and pipes other runs wait on (a plain
+            // wake puts it first in line again, and I/O is then polled
+            // only every 61 turns).
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         });
         Ok(store)
     }
@@ -469,15 +469,6 @@ impl Sandbox {
                 })
             }
             Ok(Ok(Ok(output))) => Ok(output),
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some((stop, handle)) = self.ticker.take() {
-            stop.store(true, Ordering::Relaxed);
-            let _ = handle.join();
         }
     }
 }

@@ -45,6 +45,10 @@ pub(crate) struct RunState {
     /// Mirrors `calls` for someone watching the run from outside (progress
     /// reports); only there when asked for.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Keeps the epoch clock running for as long as the run lives (held,
+    /// never read: dropping it is the point).
+    #[allow(dead_code)]
+    pub clock: Option<super::ticker::Awake>,
 }
 
 impl RunState {
@@ -99,6 +103,7 @@ impl RunState {
             call_budget_exhausted: false,
             denials: None,
             progress: None,
+            clock: None,
         })
     }
 }
