@@ -146,16 +146,10 @@ pub fn read(spec: &str, dir: Option<&Path>, max_bytes: u64) -> Result<PluginFile
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.to_owned());
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nonblocking())
-            .open(path);
+        let opened = open_nonblocking(path);
         let bytes = read_plugin(opened, &location, max_bytes)?;
         let manifest_path = path.with_extension("toml");
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nonblocking())
-            .open(&manifest_path);
+        let opened = open_nonblocking(&manifest_path);
         let manifest_location = manifest_path.display().to_string();
         let manifest = read_manifest(opened, &manifest_location, &name)?;
         return Ok(PluginFile {
@@ -173,14 +167,7 @@ pub fn read(spec: &str, dir: Option<&Path>, max_bytes: u64) -> Result<PluginFile
     let handle = open_dir(dir_path)?;
     let file_name = format!("{spec}.{EXTENSION}");
     let location = dir_path.join(&file_name).display().to_string();
-    let opened = handle
-        .open_with(
-            &file_name,
-            cap_std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nonblocking()),
-        )
-        .map(cap_std::fs::File::into_std);
+    let opened = open_in(&handle, &file_name);
     if let Err(e) = &opened
         && e.kind() == std::io::ErrorKind::NotFound
     {
@@ -198,14 +185,7 @@ pub fn read(spec: &str, dir: Option<&Path>, max_bytes: u64) -> Result<PluginFile
     let bytes = read_plugin(opened, &location, max_bytes)?;
     let manifest_name = format!("{spec}.toml");
     let manifest_location = dir_path.join(&manifest_name).display().to_string();
-    let opened = handle
-        .open_with(
-            &manifest_name,
-            cap_std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nonblocking()),
-        )
-        .map(cap_std::fs::File::into_std);
+    let opened = open_in(&handle, &manifest_name);
     let manifest = read_manifest(opened, &manifest_location, spec)?;
     Ok(PluginFile {
         name: spec.to_owned(),
@@ -214,6 +194,25 @@ pub fn read(spec: &str, dir: Option<&Path>, max_bytes: u64) -> Result<PluginFile
         bytes,
         manifest,
     })
+}
+
+/// Opens `path` for reading without blocking (see [`nonblocking`]).
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblocking())
+        .open(path)
+}
+
+/// Opens `name` inside `dir` for reading without blocking.
+fn open_in(dir: &Dir, name: &str) -> std::io::Result<std::fs::File> {
+    dir.open_with(
+        name,
+        cap_std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nonblocking()),
+    )
+    .map(cap_std::fs::File::into_std)
 }
 
 /// `O_NONBLOCK`, for opening files that may not be regular: opening a FIFO

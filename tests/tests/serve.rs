@@ -278,6 +278,20 @@ async fn connect(
     (client, child)
 }
 
+/// Ends the session, then waits (bounded) for weir to exit cleanly, as it
+/// does when its stdio client hangs up.
+async fn close_and_wait(
+    client: RunningService<RoleClient, Watcher>,
+    child: &mut tokio::process::Child,
+) {
+    client.cancel().await.expect("close the session");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("weir exits when its client hangs up")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+}
+
 async fn tool_names(client: &RunningService<RoleClient, Watcher>) -> Vec<String> {
     client
         .peer()
@@ -419,12 +433,7 @@ async fn hot_reload_follows_the_plugins_directory() {
             .contains("no tool named `testbed`")
     );
 
-    client.cancel().await.expect("close the session");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("weir exits when its client hangs up")
-        .expect("wait");
-    assert!(status.success(), "{status}");
+    close_and_wait(client, &mut child).await;
 }
 
 /// A client that hangs up in the middle of a call: the run is stopped, its
@@ -850,10 +859,5 @@ async fn upstream_tool_changes_reach_the_clients() {
         "weir's client was told the tool list changed"
     );
     assert!(tool_names(&client).await.contains(&"test.late".to_owned()));
-    client.cancel().await.expect("close the session");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("weir exits when its client hangs up")
-        .expect("wait");
-    assert!(status.success(), "{status}");
+    close_and_wait(client, &mut child).await;
 }

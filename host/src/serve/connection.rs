@@ -25,16 +25,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::Request;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Body, Routes};
+use super::http::{Ending, Routes};
 use crate::config::HttpLimits;
 
 /// How long a refused connection's `503` may take to write.
@@ -195,51 +194,6 @@ impl tokio::io::AsyncWrite for Watched {
     }
 }
 
-/// A response body that tells the connection's [`Activity`] when it is
-/// done: at its end, or when hyper drops it (the client went away).
-struct Tracked {
-    inner: Body,
-    activity: Option<Arc<Activity>>,
-}
-
-impl Tracked {
-    fn finish(&mut self) {
-        if let Some(activity) = self.activity.take() {
-            activity.end();
-        }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-impl HttpBody for Tracked {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            self.finish();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// Serves `routes` on `listener` until `stop`, within `limits`;
 /// connections in progress then finish the request they are on.
 pub async fn serve(
@@ -308,10 +262,10 @@ async fn serve_connection(
             activity.begin();
             async move {
                 let response = routes.handle(request).await;
-                Ok::<_, Infallible>(response.map(|inner| Tracked {
-                    inner,
-                    activity: Some(activity),
-                }))
+                // Done, or dropped: either way the request is over.
+                Ok::<_, Infallible>(
+                    response.map(|inner| Ending::new(inner, Box::new(move |_| activity.end()))),
+                )
             }
         })
     };

@@ -173,11 +173,16 @@ impl Routes {
                 if let Some(hangup) = cancel_on_hangup
                     && is_event_stream(&response)
                 {
+                    // Dropped before its end: the client hung up.
                     response = response.map(|inner| {
-                        CancelOnHangup {
+                        Ending::new(
                             inner,
-                            hangup: Some(hangup),
-                        }
+                            Box::new(move |answered| {
+                                if !answered {
+                                    hangup.send();
+                                }
+                            }),
+                        )
                         .boxed()
                     });
                 }
@@ -430,22 +435,34 @@ impl Hangup {
     }
 }
 
-/// An event stream carrying a request's answer that cancels the request
-/// if it is dropped before its end.
-struct CancelOnHangup {
+/// What to do when a response body is done; told whether it was read to
+/// its end (`true`) or dropped before (`false`: the client went away).
+pub(super) type OnEnd = Box<dyn FnOnce(bool) + Send + Sync>;
+
+/// A response body that says how it ended, exactly once.
+pub(super) struct Ending {
     inner: Body,
-    hangup: Option<Hangup>,
+    on_end: Option<OnEnd>,
 }
 
-impl Drop for CancelOnHangup {
-    fn drop(&mut self) {
-        if let Some(hangup) = self.hangup.take() {
-            hangup.send();
+impl Ending {
+    pub(super) fn new(inner: Body, on_end: OnEnd) -> Self {
+        Self {
+            inner,
+            on_end: Some(on_end),
         }
     }
 }
 
-impl HttpBody for CancelOnHangup {
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(false);
+        }
+    }
+}
+
+impl HttpBody for Ending {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -454,9 +471,10 @@ impl HttpBody for CancelOnHangup {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            // Answered: nothing to cancel.
-            self.hangup = None;
+        if matches!(polled, Poll::Ready(None))
+            && let Some(on_end) = self.on_end.take()
+        {
+            on_end(true);
         }
         polled
     }

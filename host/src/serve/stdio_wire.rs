@@ -267,48 +267,26 @@ impl IdScan {
         }
     }
 
+    /// Inside a string: follows escapes; whether `b` closes the string.
+    fn closes_string(&mut self, b: u8) -> bool {
+        if self.escaped {
+            self.escaped = false;
+        } else if b == b'\\' {
+            self.escaped = true;
+        } else if b == b'"' {
+            self.in_string = false;
+            return true;
+        }
+        false
+    }
+
     fn step(&mut self, b: u8) {
-        if let Some(value) = &mut self.value {
-            if self.in_string {
-                value.push(b);
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
-            } else if matches!(b, b',' | b'}') {
-                self.found = self.value.take();
-                self.key_next = b == b',';
-                if b == b'}' {
-                    self.depth -= 1;
-                }
-                return;
-            } else if matches!(b, b'{' | b'[') {
-                // Not an id anyone can answer to.
-                self.value = None;
-                self.depth += 1;
-                return;
-            } else {
-                if b == b'"' {
-                    self.in_string = true;
-                }
-                value.push(b);
-            }
-            if value.len() > MAX_ID {
-                self.value = None;
-                self.in_string = false;
-            }
+        if self.value.is_some() {
+            self.step_in_value(b);
             return;
         }
         if self.in_string {
-            if self.escaped {
-                self.escaped = false;
-            } else if b == b'\\' {
-                self.escaped = true;
-            } else if b == b'"' {
-                self.in_string = false;
+            if self.closes_string(b) {
                 if let Some(key) = self.key.take() {
                     self.key_is_id = key == b"id";
                 }
@@ -344,6 +322,36 @@ impl IdScan {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A byte of the id's value (after its `:`, before the `,` or `}` that
+    /// ends it).
+    fn step_in_value(&mut self, b: u8) {
+        if self.in_string {
+            self.closes_string(b);
+        } else if matches!(b, b',' | b'}') {
+            self.found = self.value.take();
+            self.key_next = b == b',';
+            if b == b'}' {
+                self.depth = self.depth.saturating_sub(1);
+            }
+            return;
+        } else if matches!(b, b'{' | b'[') {
+            // Not an id anyone can answer to.
+            self.value = None;
+            self.depth += 1;
+            return;
+        } else if b == b'"' {
+            self.in_string = true;
+        }
+        let Some(value) = &mut self.value else {
+            return;
+        };
+        value.push(b);
+        if value.len() > MAX_ID {
+            self.value = None;
+            self.in_string = false;
         }
     }
 
