@@ -81,8 +81,7 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("a runtime");
     let host = HOST.clone();
-    let _ = runtime.block_on(tokio::time::timeout(
-        EXCHANGE,
-        fuzzing::http_exchange(host, &request),
-    ));
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(EXCHANGE, fuzzing::http_exchange(host, &request)).await;
+    });
 });
