@@ -10,7 +10,6 @@
 //! rmcp (invalid request); one that is not JSON at all is skipped, as the
 //! reference SDKs do (answering garbage can start an echo storm).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage};
@@ -32,8 +31,6 @@ pub struct StdioWire<R, W> {
     line: Vec<u8>,
     /// Set while reading through a line past [`MAX_LINE`].
     oversized: Option<IdScan>,
-    /// Errors this wire owes the client, written before the next read.
-    owed: VecDeque<ServerJsonRpcMessage>,
 }
 
 impl<R, W> StdioWire<R, W>
@@ -48,7 +45,6 @@ where
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             line: Vec::new(),
             oversized: None,
-            owed: VecDeque::new(),
         }
     }
 
@@ -96,12 +92,16 @@ where
         }
     }
 
-    /// Writes the errors owed to the client.
-    async fn pay_debts(&mut self) -> std::io::Result<()> {
-        while let Some(message) = self.owed.pop_front() {
-            write_message(&self.writer, &message).await?;
-        }
-        Ok(())
+    /// Answers the client with an error of the wire's own. Written by a
+    /// task of its own, never from `receive`: rmcp may drop a `receive`
+    /// in progress, and a write cut off there would leave half a line.
+    fn answer(&self, message: ServerJsonRpcMessage) {
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            if let Err(error) = write_message(&writer, &message).await {
+                tracing::debug!(%error, "cannot answer on stdout");
+            }
+        });
     }
 }
 
@@ -168,10 +168,6 @@ where
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
-            if let Err(error) = self.pay_debts().await {
-                tracing::debug!(%error, "stdout closed");
-                return None;
-            }
             match self.read_line().await {
                 Ok(Some(Line::Whole)) => {}
                 Ok(Some(Line::Oversized(scan))) => {
@@ -183,7 +179,7 @@ where
                         "a message over the line limit; answered with an error"
                     );
                     if let Some(id) = id {
-                        self.owed.push_back(ServerJsonRpcMessage::error(
+                        self.answer(ServerJsonRpcMessage::error(
                             ErrorData::new(
                                 ErrorCode::INVALID_REQUEST,
                                 format!(
@@ -218,7 +214,7 @@ where
                 Some(Ok(message)) => Some(message),
                 Some(Err(error)) => {
                     if let Some(answer) = answer_for_unreadable(text, &error) {
-                        self.owed.push_back(answer);
+                        self.answer(answer);
                     }
                     None
                 }
