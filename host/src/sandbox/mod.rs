@@ -331,7 +331,7 @@ impl Sandbox {
         let state = RunState {
             denials: Some(plugin.denials.clone()),
             progress,
-            clock: Some(self.ticker.awake()),
+            _clock: Some(self.ticker.awake()),
             ..state
         };
         let mut store = Store::new(&self.engine, state);

@@ -47,8 +47,7 @@ pub(crate) struct RunState {
     pub progress: Option<Arc<AtomicU64>>,
     /// Keeps the epoch clock running for as long as the run lives (held,
     /// never read: dropping it is the point).
-    #[allow(dead_code)]
-    pub clock: Option<super::ticker::Awake>,
+    pub _clock: Option<super::ticker::Awake>,
 }
 
 impl RunState {
@@ -103,7 +102,7 @@ impl RunState {
             call_budget_exhausted: false,
             denials: None,
             progress: None,
-            clock: None,
+            _clock: None,
         })
     }
 }

@@ -41,11 +41,6 @@ impl CappedSessions {
         }
     }
 
-    /// How many sessions are open (as far as this wrapper knows).
-    pub fn open(&self) -> usize {
-        self.used.lock().map(|u| u.len()).unwrap_or(0)
-    }
-
     fn touch(&self, id: &SessionId) {
         if let Ok(mut used) = self.used.lock()
             && let Some(at) = used.get_mut(id)

@@ -202,24 +202,20 @@ where
                     return None;
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            let text = line.strip_suffix(b"\r").unwrap_or(&line);
-            let parsed = if text.iter().all(u8::is_ascii_whitespace) {
+            let text = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+            let message = if text.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                Some(serde_json::from_slice::<ClientJsonRpcMessage>(text))
-            };
-            let message = match parsed {
-                None => None,
-                Some(Ok(message)) => Some(message),
-                Some(Err(error)) => {
-                    if let Some(answer) = answer_for_unreadable(text, &error) {
-                        self.answer(answer);
+                match serde_json::from_slice::<ClientJsonRpcMessage>(text) {
+                    Ok(message) => Some(message),
+                    Err(error) => {
+                        if let Some(answer) = answer_for_unreadable(text, &error) {
+                            self.answer(answer);
+                        }
+                        None
                     }
-                    None
                 }
             };
-            self.line = line;
             self.line.clear();
             if let Some(message) = message {
                 return Some(message);
