@@ -96,17 +96,7 @@ impl Default for HttpLimits {
     }
 }
 
-/// What an alias stands for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alias {
-    pub server: String,
-    pub tool: String,
-    /// Arguments sent unless the caller gives them.
-    pub arguments: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The server name plugins use to call an alias: `call-tool("alias", NAME, …)`.
-pub const ALIAS_SERVER: &str = "alias";
+use crate::gateway::{ALIAS_SERVER, Alias};
 
 /// What the operator set for one plugin.
 #[derive(Debug, Clone, PartialEq)]

@@ -44,6 +44,19 @@ impl CallError {
     }
 }
 
+/// What an alias stands for: a tool the operator named (`weir.aliases`),
+/// with default arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alias {
+    pub server: String,
+    pub tool: String,
+    /// Arguments sent unless the caller gives them.
+    pub arguments: Arguments,
+}
+
+/// The server name plugins use to call an alias: `call-tool("alias", NAME, …)`.
+pub const ALIAS_SERVER: &str = "alias";
+
 /// A tool as the host advertises it to plugins.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolInfo {
@@ -91,7 +104,7 @@ pub trait ToolGateway: Send + Sync + 'static {
 
     /// What alias `name` (called as server `alias`) stands for, if the
     /// operator defined it.
-    fn alias(&self, _name: &str) -> Option<crate::config::Alias> {
+    fn alias(&self, _name: &str) -> Option<Alias> {
         None
     }
 }

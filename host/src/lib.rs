@@ -36,6 +36,7 @@ pub mod doctor;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gate;
 pub mod gateway;
 pub mod metrics;
 pub mod plugin_build;

@@ -68,6 +68,31 @@ pub struct ServerNow {
 /// plugin may ask for any name, and each must not become a new series.
 pub const UNKNOWN_TOOL: &str = "(unknown)";
 
+/// One series' counter, handed to the code path that bumps it: an atomic
+/// add, and no metrics types held outside this module.
+#[derive(Clone, Debug, Default)]
+pub struct Tally(Counter);
+
+impl Tally {
+    /// Counts one.
+    pub fn inc(&self) {
+        self.0.inc();
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A caller's counters at the gate: calls refused, calls that waited for
+/// the rate.
+#[derive(Clone, Debug, Default)]
+pub struct GateTallies {
+    pub denials: Tally,
+    pub rate_waits: Tally,
+}
+
 /// Every metric weir exports, and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
@@ -83,6 +108,7 @@ pub struct Metrics {
     runs_in_flight: Family<PluginLabel, Gauge>,
     run_latency: Family<PluginLabel, Histogram>,
     denials: Family<PluginLabel, Counter>,
+    rate_waits: Family<PluginLabel, Counter>,
     /// Encoding takes `&Registry` while gauges are refreshed: one scrape
     /// at a time keeps the refresh and the text consistent.
     scrape: Mutex<()>,
@@ -117,6 +143,7 @@ impl Metrics {
         let runs_in_flight = Family::default();
         let run_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let denials = Family::default();
+        let rate_waits = Family::default();
         registry.register(
             "upstream_sessions_opened",
             "MCP sessions opened to an upstream server since start (first starts and restarts)",
@@ -177,6 +204,11 @@ impl Metrics {
             "Tool calls a plugin made that its policy refused",
             denials.clone(),
         );
+        registry.register(
+            "plugin_rate_waits",
+            "Tool calls that waited for their turn under the caller's calls_per_second",
+            rate_waits.clone(),
+        );
         Self {
             registry,
             sessions_opened,
@@ -191,26 +223,31 @@ impl Metrics {
             runs_in_flight,
             run_latency,
             denials,
+            rate_waits,
             scrape: Mutex::new(()),
         }
     }
 
     /// The counters a server's session manager bumps: (opened, restarts).
-    pub fn server_counters(&self, server: &str) -> (Counter, Counter) {
+    pub fn server_counters(&self, server: &str) -> (Tally, Tally) {
         let label = ServerLabel {
             server: server.to_owned(),
         };
         (
-            self.sessions_opened.get_or_create_owned(&label),
-            self.restarts.get_or_create_owned(&label),
+            Tally(self.sessions_opened.get_or_create_owned(&label)),
+            Tally(self.restarts.get_or_create_owned(&label)),
         )
     }
 
-    /// The denial counter a plugin's runs bump.
-    pub fn denial_counter(&self, plugin: &str) -> Counter {
-        self.denials.get_or_create_owned(&PluginLabel {
-            plugin: plugin.to_owned(),
-        })
+    /// The counters the gate bumps for one caller's calls.
+    pub fn gate_tallies(&self, caller: &str) -> GateTallies {
+        let label = PluginLabel {
+            plugin: caller.to_owned(),
+        };
+        GateTallies {
+            denials: Tally(self.denials.get_or_create_owned(&label)),
+            rate_waits: Tally(self.rate_waits.get_or_create_owned(&label)),
+        }
     }
 
     /// Records one upstream tool call and how it ended.
@@ -343,7 +380,7 @@ mod tests {
         );
         m.run_started("hello").finish("ok");
         drop(m.run_started("hello"));
-        m.denial_counter("hello").inc();
+        m.gate_tallies("hello").denials.inc();
         let text = m.render([ServerNow {
             name: "time".to_owned(),
             live: 1,

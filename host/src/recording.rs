@@ -15,7 +15,7 @@ use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Alias;
+use crate::gateway::Alias;
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 
 /// One line of a recording.

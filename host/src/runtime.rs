@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::gate::{Gate, Rules};
 use crate::gateway::ToolGateway;
 use crate::metrics::{Metrics, ServerNow};
 use crate::plugins::{self, PluginError, PluginFile};
@@ -34,6 +35,11 @@ pub enum HostRunError {
     ShuttingDown,
 }
 
+/// The caller name of MCP clients' passed-through calls, in the audit
+/// trail and the metrics: they obey the default policy, like a plugin the
+/// operator did not name.
+pub const CLIENT_CALLER: &str = "mcp-client";
+
 /// A plugin of the plugins directory by name, loaded or not.
 pub type LoadedPlugin = (String, Result<Plugin, PluginError>);
 
@@ -43,6 +49,9 @@ pub struct Host {
     sessions: Arc<Sessions>,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    /// The rules of MCP clients' passed-through calls (the default
+    /// policy), shared by every client and front end: one rate for all.
+    client_rules: Arc<Rules>,
     /// One permit per run in flight; sized like the instance pool, so a
     /// burst of runs waits for a slot instead of failing to instantiate.
     permits: Arc<Semaphore>,
@@ -66,18 +75,14 @@ impl Host {
             .clone()
             .unwrap_or_else(std::env::temp_dir);
         let metrics = Arc::new(Metrics::new());
-        let sandbox = Sandbox::new(
-            &config.limits,
-            config.cache_dir.as_deref(),
-            scratch_root,
-            metrics.clone(),
-        )
-        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref(), scratch_root)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one
         // process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             sessions: Arc::new(Sessions::new(&config, weir_exe, metrics.clone())),
+            client_rules: Rules::new(CLIENT_CALLER, config.default_policy.clone(), &metrics),
             metrics,
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),
             sandbox,
@@ -93,6 +98,12 @@ impl Host {
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    /// The gate MCP clients' passed-through calls go through: the default
+    /// policy, in front of the sessions.
+    pub fn client_gate(&self) -> Gate {
+        Gate::new(self.client_rules.clone(), self.sessions.clone())
     }
 
     /// The sessions as the gateway runs call through (to put a recorder in
@@ -162,7 +173,7 @@ impl Host {
             &file.location,
             &file.bytes,
             &file.sha256,
-            policy,
+            Rules::new(&file.name, policy, &self.metrics),
         )?)
     }
 

@@ -31,9 +31,9 @@ use wasmtime::{
 use self::imports::{Agent, AgentPre};
 use self::state::RunState;
 use crate::config::RunLimits;
-use crate::gateway::{Caller, ToolGateway};
-use crate::metrics::Metrics;
-use crate::policy::{Policy, RateLimiter};
+use crate::gate::{Gate, Rules};
+use crate::gateway::ToolGateway;
+use crate::policy::Policy;
 
 /// How often the engine's epoch advances (while a run is alive). At each
 /// tick a running guest yields to tokio, which is what lets a deadline (a
@@ -58,20 +58,18 @@ const TABLES_PER_COMPONENT: u32 = 8;
 /// QuickJS agent (the runtime's and the adapter's).
 const MEMORIES_PER_COMPONENT: u32 = 2;
 
-/// A compiled, validated, pre-linked plugin with the policy it runs under.
+/// A compiled, validated, pre-linked plugin with the rules it runs under.
 /// Cheap to clone; a run is an instantiation of this, which the pooling
 /// allocator makes take microseconds.
 #[derive(Clone)]
 pub struct Plugin {
     name: Arc<str>,
     pre: AgentPre<RunState>,
-    policy: Arc<Policy>,
+    /// Its policy, call-rate bucket and counters, shared by all its runs:
+    /// every call a run makes goes through a [`Gate`] of these.
+    rules: Arc<Rules>,
     /// The plugin's own share of runs (`max_concurrent_runs` of its policy).
     runs: Arc<tokio::sync::Semaphore>,
-    /// Shared by all its runs: the call rate is the plugin's, not a run's.
-    rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
-    /// Refused calls, counted for the metrics.
-    denials: prometheus_client::metrics::counter::Counter,
 }
 
 impl Plugin {
@@ -80,7 +78,7 @@ impl Plugin {
     }
 
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        self.rules.policy()
     }
 
     /// Waits for one of this plugin's run slots.
@@ -169,7 +167,6 @@ pub struct Sandbox {
     cache_hits: std::sync::atomic::AtomicU64,
     /// The epoch clock, running while any run is alive.
     ticker: ticker::Ticker,
-    metrics: Arc<Metrics>,
 }
 
 pub use cache::default_dir as default_cache_dir;
@@ -181,7 +178,6 @@ impl Sandbox {
         limits: &RunLimits,
         cache_dir: Option<&std::path::Path>,
         scratch_root: std::path::PathBuf,
-        metrics: Arc<Metrics>,
     ) -> Result<Self, wasmtime::Error> {
         let pool = limits.instance_pool.then_some(limits);
         let engine = match Engine::new(&engine_config(pool)) {
@@ -207,7 +203,6 @@ impl Sandbox {
             compiled: Default::default(),
             cache_hits: Default::default(),
             ticker,
-            metrics,
         })
     }
 
@@ -220,7 +215,7 @@ impl Sandbox {
         what: &str,
         bytes: &[u8],
         sha256: &str,
-        policy: Policy,
+        rules: Arc<Rules>,
     ) -> Result<Plugin, LoadError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm(what.to_owned()));
@@ -235,19 +230,13 @@ impl Sandbox {
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
         let pre = AgentPre::new(pre)
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
-        let rate = policy.calls_per_second.map(|r| {
-            Arc::new(std::sync::Mutex::new(RateLimiter::new(
-                r,
-                std::time::Instant::now(),
-            )))
-        });
         Ok(Plugin {
             name: Arc::from(name),
             pre,
-            runs: Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent_runs)),
-            rate,
-            denials: self.metrics.denial_counter(name),
-            policy: Arc::new(policy),
+            runs: Arc::new(tokio::sync::Semaphore::new(
+                rules.policy().max_concurrent_runs,
+            )),
+            rules,
         })
     }
 
@@ -314,22 +303,16 @@ impl Sandbox {
     fn store(
         &self,
         plugin: &Plugin,
-        caller: Caller,
         gateway: Arc<dyn ToolGateway>,
         scratch: Option<&std::path::Path>,
         progress: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<Store<RunState>, RunError> {
-        let policy = &plugin.policy;
-        let state = RunState::new(
-            caller,
-            gateway,
-            plugin.policy.clone(),
-            plugin.rate.clone(),
-            scratch,
-        )
-        .map_err(|e| RunError::Instantiate(format!("cannot open the scratch directory: {e}")))?;
+        let policy = plugin.policy();
+        let state =
+            RunState::new(Gate::new(plugin.rules.clone(), gateway), scratch).map_err(|e| {
+                RunError::Instantiate(format!("cannot open the scratch directory: {e}"))
+            })?;
         let state = RunState {
-            denials: Some(plugin.denials.clone()),
             progress,
             _clock: Some(self.ticker.awake()),
             ..state
@@ -372,11 +355,7 @@ impl Sandbox {
         plugin: &Plugin,
         gateway: Arc<dyn ToolGateway>,
     ) -> Result<(), RunError> {
-        let caller = Caller {
-            plugin: plugin.name.clone(),
-            call_timeout: plugin.policy.call_timeout,
-        };
-        let mut store = self.store(plugin, caller, gateway, None, None)?;
+        let mut store = self.store(plugin, gateway, None, None)?;
         plugin
             .pre
             .instantiate_async(&mut store)
@@ -411,11 +390,7 @@ impl Sandbox {
         gateway: Arc<dyn ToolGateway>,
         progress: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<String, RunError> {
-        let policy = &plugin.policy;
-        let caller = Caller {
-            plugin: plugin.name.clone(),
-            call_timeout: policy.call_timeout,
-        };
+        let policy = plugin.policy();
         // Lives until the run's end, then is deleted with its contents.
         let scratch = if policy.scratch_dir {
             Some(
@@ -428,7 +403,6 @@ impl Sandbox {
         };
         let mut store = self.store(
             plugin,
-            caller,
             gateway,
             scratch.as_ref().map(|s| s.path()),
             progress,
@@ -448,7 +422,7 @@ impl Sandbox {
         .await;
 
         let state = store.data();
-        let plugin = &state.caller.plugin;
+        let plugin = &plugin.name;
         log_output(plugin, "stdout", &state.stdout);
         log_output(plugin, "stderr", &state.stderr);
         tracing::debug!(plugin = %plugin, calls = state.calls, "run finished");
@@ -507,10 +481,10 @@ fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {
 /// a refused memory growth, a Rust panic message on stderr.
 fn classify_trap(error: &wasmtime::Error, state: &RunState) -> RunError {
     if state.call_budget_exhausted {
-        return RunError::CallBudget(state.policy.max_calls_per_run);
+        return RunError::CallBudget(state.gate.rules().policy().max_calls_per_run);
     }
     if state.cpu_exhausted {
-        return RunError::CpuBudget(state.policy.cpu_time.unwrap_or_default());
+        return RunError::CpuBudget(state.gate.rules().policy().cpu_time.unwrap_or_default());
     }
     if state.limiter.memory_denied {
         return RunError::MemoryLimit(state.limiter.memory_bytes);

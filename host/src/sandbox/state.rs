@@ -10,8 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::output::CappedOutput;
-use crate::gateway::{Caller, ToolGateway};
-use crate::policy::{Policy, RateLimiter};
+use crate::gate::Gate;
 
 /// Table elements a plugin may grow a table to. Tables hold function
 /// references; real guests need a few thousand.
@@ -23,15 +22,10 @@ pub(crate) struct RunState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: RunLimiter,
-    pub gateway: Arc<dyn ToolGateway>,
-    /// The plugin, as the session manager sees it.
-    pub caller: Caller,
+    /// The run's one way out: every call passes the plugin's rules there.
+    pub gate: Gate,
     pub stdout: CappedOutput,
     pub stderr: CappedOutput,
-    /// The rules every call is checked against.
-    pub policy: Arc<Policy>,
-    /// The plugin's call-rate bucket, shared by its runs.
-    pub rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
     /// `call-tool` requests made so far in this run.
     pub calls: u64,
     /// Epoch ticks the guest has run for: its CPU time.
@@ -40,8 +34,6 @@ pub(crate) struct RunState {
     pub cpu_exhausted: bool,
     /// Set when the plugin kept calling past its call budget.
     pub call_budget_exhausted: bool,
-    /// The plugin's count of refused calls, for the metrics.
-    pub denials: Option<prometheus_client::metrics::counter::Counter>,
     /// Mirrors `calls` for someone watching the run from outside (progress
     /// reports); only there when asked for.
     pub progress: Option<Arc<AtomicU64>>,
@@ -61,13 +53,8 @@ impl RunState {
     /// - no environment variables and no arguments;
     /// - stdin is closed; stdout and stderr go to capped buffers;
     /// - clocks and randomness are allowed (they reach nothing).
-    pub fn new(
-        caller: Caller,
-        gateway: Arc<dyn ToolGateway>,
-        policy: Arc<Policy>,
-        rate: Option<Arc<std::sync::Mutex<RateLimiter>>>,
-        scratch: Option<&std::path::Path>,
-    ) -> wasmtime::Result<Self> {
+    pub fn new(gate: Gate, scratch: Option<&std::path::Path>) -> wasmtime::Result<Self> {
+        let policy = gate.rules().policy().clone();
         let stdout = CappedOutput::new(policy.output_bytes);
         let stderr = CappedOutput::new(policy.output_bytes);
         let mut builder = WasiCtx::builder();
@@ -90,17 +77,13 @@ impl RunState {
             wasi,
             table: ResourceTable::new(),
             limiter: RunLimiter::new(policy.memory_bytes),
-            gateway,
-            caller,
+            gate,
             stdout,
             stderr,
-            policy,
-            rate,
             calls: 0,
             cpu_ticks: 0,
             cpu_exhausted: false,
             call_budget_exhausted: false,
-            denials: None,
             progress: None,
             _clock: None,
         })

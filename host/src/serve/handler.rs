@@ -17,15 +17,12 @@ use rmcp::service::{NotificationContext, RequestContext, RoleServer, Subscriptio
 
 use super::catalog::{Catalog, input_for};
 use super::clients::Clients;
-use crate::gateway::{CallError, Caller, ToolGateway, parse_arguments};
+use crate::gate::Via;
+use crate::gateway::CallError;
 use crate::runtime::{Host, HostRunError};
 
 /// How often a long run reports progress, to a client that asked for it.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-
-/// The caller passed-through upstream calls are made as: they obey the
-/// default policy, like a plugin the operator did not name.
-const CLIENT_CALLER: &str = "mcp-client";
 
 /// The MCP server side of `weir serve`. Cheap to clone: one per session.
 #[derive(Clone)]
@@ -45,18 +42,16 @@ impl WeirServer {
     }
 
     /// Upstream tools as `server.tool`, when the operator turned that on;
-    /// only those the default policy allows.
+    /// only those the default policy grants (the gate's own list).
     async fn upstream_tools(&self) -> Vec<Tool> {
         if !self.host.config().expose_upstream_tools {
             return Vec::new();
         }
-        let policy = &self.host.config().default_policy;
         self.host
-            .sessions()
-            .list_tools(&Caller::new(CLIENT_CALLER))
+            .client_gate()
+            .list_tools()
             .await
             .into_iter()
-            .filter(|t| policy.check_tool(&t.server, &t.name).is_ok())
             .map(|t| {
                 let schema = serde_json::from_str(&t.input_schema).unwrap_or_default();
                 let description = t.description.unwrap_or_default();
@@ -69,7 +64,8 @@ impl WeirServer {
             .collect()
     }
 
-    /// A passed-through call: policy, then the shared session.
+    /// A passed-through call: a run of one call through the gate, under
+    /// the default policy and its deadline, like any plugin's.
     async fn call_upstream(
         &self,
         name: &str,
@@ -79,27 +75,20 @@ impl WeirServer {
         let Some((server, tool)) = name.split_once('.') else {
             return Err(unknown_tool(name));
         };
-        let policy = &self.host.config().default_policy;
-        if let Err(why) = policy.check_tool(server, tool) {
-            return Ok(error_result(format!("denied: {why}")));
-        }
         let arguments = request
             .arguments
             .map(|a| serde_json::Value::Object(a).to_string())
             .unwrap_or_default();
-        if let Err(why) = policy.check_call(server, tool, 1, arguments.len()) {
-            return Ok(error_result(format!("denied: {why}")));
-        }
-        let arguments = parse_arguments(&arguments)
-            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
-        let caller = Caller {
-            plugin: Arc::from(CLIENT_CALLER),
-            call_timeout: policy.call_timeout,
-        };
-        let call = self
-            .host
-            .sessions()
-            .call_tool(&caller, server, tool, arguments);
+        let gate = self.host.client_gate();
+        let deadline = gate.rules().policy().deadline;
+        let call = gate.call_within(
+            Some(deadline),
+            Via::PassThrough,
+            1,
+            server,
+            tool,
+            &arguments,
+        );
         let result = tokio::select! {
             r = call => r,
             () = context.ct.cancelled() => return Err(cancelled()),
@@ -111,6 +100,11 @@ impl WeirServer {
                     ErrorData::internal_error(format!("upstream result unreadable: {e}"), None)
                 }),
             Err(CallError::NotFound(_)) => Err(unknown_tool(name)),
+            Err(CallError::Timeout) => Ok(error_result(format!(
+                "timed out: `{name}` got no answer in time (the server's call timeout, \
+                 or the deadline of {} s of a passed-through call)",
+                deadline.as_secs_f64()
+            ))),
             Err(e) => Ok(error_result(e.to_string())),
         }
     }

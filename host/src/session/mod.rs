@@ -37,7 +37,8 @@ use tokio_util::task::TaskTracker;
 use self::pool::Upstream;
 use self::process::Launch;
 use self::slot::{Connect, ServerShared};
-use crate::config::{ALIAS_SERVER, Alias, Config, HttpServer, Transport};
+use crate::config::{Config, HttpServer, Transport};
+use crate::gateway::{ALIAS_SERVER, Alias};
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 use crate::metrics::Metrics;
 

@@ -44,9 +44,9 @@ pub(crate) struct ServerShared {
     pub ping_interval: Option<Duration>,
     /// Sessions opened (processes spawned) since the host started; the
     /// same counter the metrics export.
-    pub opened: prometheus_client::metrics::counter::Counter,
+    pub opened: crate::metrics::Tally,
     /// Sessions opened to replace one that was lost.
-    pub restarts: prometheus_client::metrics::counter::Counter,
+    pub restarts: crate::metrics::Tally,
     pub reaper: TaskTracker,
     /// Bumped when this server says its tools changed (see
     /// [`super::Sessions::tool_changes`]).

@@ -562,7 +562,6 @@ impl Bench {
             &weir_host::config::RunLimits::default(),
             None,
             self.scratch.clone(),
-            Default::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let policy = weir_host::policy::Policy {
@@ -572,7 +571,13 @@ impl Bench {
         };
         let bytes = std::fs::read(plugin("fanout"))?;
         let digest = weir_host::plugins::sha256_hex(&bytes);
-        let fanout = sandbox.load("fanout", "fanout", &bytes, &digest, policy)?;
+        let fanout = sandbox.load(
+            "fanout",
+            "fanout",
+            &bytes,
+            &digest,
+            weir_host::gate::Rules::new("fanout", policy, &weir_host::metrics::Metrics::new()),
+        )?;
         Ok((sandbox, fanout))
     }
 
