@@ -258,16 +258,18 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::redact::scrub(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
 }
 
 fn init_logging(verbose: u8) {
+    // rmcp logs the failures weir reports itself, in its own types' words:
+    // quiet by default, there at -v for the cause chain.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,rmcp=off",
+        1 => "info,rmcp=warn",
         2 => "debug",
         _ => "trace",
     };
@@ -278,8 +280,43 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(ScrubbedStderr)
         .try_init();
+}
+
+/// The log's writer: each event is formatted whole, then written to
+/// stderr with every secret the config named masked (see
+/// [`crate::redact`]) — whatever library wrote it, rmcp's own logs of a
+/// URL among them.
+struct ScrubbedStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedEvent;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedEvent(Vec::new())
+    }
+}
+
+/// One log event being written; masked and written out when dropped.
+struct ScrubbedEvent(Vec<u8>);
+
+impl std::io::Write for ScrubbedEvent {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedEvent {
+    fn drop(&mut self) {
+        let text = crate::redact::scrub(&String::from_utf8_lossy(&self.0));
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+    }
 }
 
 fn load_config(args: &CommonArgs) -> Result<Config> {

@@ -167,13 +167,30 @@ pub enum Transport {
     Http(HttpServer),
 }
 
-/// How to reach a streamable HTTP server.
-#[derive(Debug, Clone, PartialEq)]
+/// How to reach a streamable HTTP server. Its `Debug` shows no secret.
+#[derive(Clone, PartialEq)]
 pub struct HttpServer {
     /// The MCP endpoint, e.g. `https://example.com/mcp`.
-    pub url: String,
-    /// Sent with every request (`Authorization`, API keys).
-    pub headers: BTreeMap<String, String>,
+    pub url: url::Url,
+    /// Sent with every request (`Authorization`, API keys): checked when
+    /// the config was read, so a bad one never reaches a request.
+    pub headers: http::HeaderMap,
+}
+
+impl HttpServer {
+    /// The URL as weir shows it: userinfo and query values masked.
+    pub fn shown(&self) -> String {
+        crate::redact::url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("url", &self.shown())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Who shares a server's sessions.
@@ -187,14 +204,39 @@ pub enum Scope {
     Plugin,
 }
 
-/// How to start a stdio server.
-#[derive(Debug, Clone, PartialEq)]
+/// How to start a stdio server. Its `Debug` shows no secret.
+#[derive(Clone, PartialEq)]
 pub struct StdioServer {
     pub command: String,
     pub args: Vec<String>,
     /// Added to [`INHERITED_ENV`]; wins over it.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
+    /// The command line as weir shows it: as written in the config, each
+    /// `${VAR}` unexpanded (so its value never appears), secrets masked.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for StdioServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioServer")
+            .field("command_line", &self.shown)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .finish()
+    }
+}
+
+impl Transport {
+    /// How weir reaches the server, as weir shows it (doctor, errors):
+    /// the command line or URL, with no secret in it.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Builtin => "weir builtin-server".into(),
+            Self::Stdio(s) => s.shown.clone(),
+            Self::Http(h) => h.shown(),
+        }
+    }
 }
 
 /// Limits of one plugin run. Each is a ceiling that ends only that run.
@@ -538,6 +580,18 @@ impl Config {
             let expand_at = |field: String, value: &str| {
                 expand_vars(value, &env).map_err(|message| invalid(field, message))
             };
+            // Where secrets are: every `${VAR}` value, registered so that
+            // nothing weir prints shows it.
+            let secret_env = |name: &str| {
+                let value = env(name);
+                if let Some(v) = &value {
+                    crate::redact::register(v);
+                }
+                value
+            };
+            let expand_secret = |field: String, value: &str| {
+                expand_vars(value, &secret_env).map_err(|message| invalid(field, message))
+            };
             let transport = match (server.transport.as_deref(), &server.url, &server.command) {
                 (Some("sse"), _, _) => {
                     return Err(invalid(
@@ -562,29 +616,22 @@ impl Config {
                     ));
                 }
                 (_, Some(url), None) => {
-                    let url = expand_at(at(".url"), url.trim())?;
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(invalid(
-                            at(".url"),
-                            format!("{url:?} is not an http:// or https:// URL"),
-                        ));
+                    let url = expand_secret(at(".url"), url.trim())?;
+                    let url = parse_url(&url).map_err(|m| invalid(at(".url"), m))?;
+                    crate::redact::register_url(&url);
+                    let mut headers = http::HeaderMap::new();
+                    for (k, v) in &server.headers {
+                        let value = expand_secret(at(&format!(".headers.{k}")), v)?;
+                        crate::redact::register(&value);
+                        let (name, value) = parse_header(k, &value)
+                            .map_err(|m| invalid(at(&format!(".headers.{k}")), m))?;
+                        headers.append(name, value);
                     }
-                    check_url(&url).map_err(|m| invalid(at(".url"), m))?;
-                    let headers = server
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            let value = expand_at(at(&format!(".headers.{k}")), v)?;
-                            check_header(k, &value)
-                                .map_err(|m| invalid(at(&format!(".headers.{k}")), m))?;
-                            Ok((k.clone(), value))
-                        })
-                        .collect::<Result<_, ConfigError>>()?;
                     Transport::Http(HttpServer { url, headers })
                 }
                 (_, None, command) => {
-                    let command = match command.as_deref().map(str::trim) {
-                        Some(c) if !c.is_empty() => expand_at(at(".command"), c)?,
+                    let (command, written) = match command.as_deref().map(str::trim) {
+                        Some(c) if !c.is_empty() => (expand_secret(at(".command"), c)?, c),
                         _ => {
                             return Err(invalid(at(""), "missing \"command\" (or \"url\")".into()));
                         }
@@ -593,13 +640,25 @@ impl Config {
                         .args
                         .iter()
                         .enumerate()
-                        .map(|(i, a)| expand_at(at(&format!(".args[{i}]")), a))
+                        .map(|(i, a)| expand_secret(at(&format!(".args[{i}]")), a))
                         .collect::<Result<_, _>>()?;
+                    // A server's environment is where MCP configs put
+                    // tokens, written out or not: every value is a secret.
                     let env_vars = server
                         .env
                         .iter()
-                        .map(|(k, v)| Ok((k.clone(), expand_at(at(&format!(".env.{k}")), v)?)))
+                        .map(|(k, v)| {
+                            let value = expand_secret(at(&format!(".env.{k}")), v)?;
+                            crate::redact::register(&value);
+                            Ok((k.clone(), value))
+                        })
                         .collect::<Result<_, ConfigError>>()?;
+                    let shown = crate::redact::scrub(
+                        &std::iter::once(written)
+                            .chain(server.args.iter().map(String::as_str))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
                     let cwd = server
                         .cwd
                         .as_deref()
@@ -610,6 +669,7 @@ impl Config {
                         args,
                         env: env_vars,
                         cwd,
+                        shown,
                     })
                 }
             };
@@ -897,23 +957,31 @@ impl Config {
     }
 }
 
-/// A URL weir can connect to: it parses, and names a host.
-fn check_url(url: &str) -> Result<(), String> {
-    // Not quoted: a URL can carry a key in its query.
+/// A URL weir can connect to: http or https, and naming a host. Errors
+/// never quote it: a URL can carry a key in its query.
+fn parse_url(url: &str) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the URL's scheme is {:?}; use an http:// or https:// URL",
+            parsed.scheme()
+        ));
+    }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL names no host".into());
     }
-    Ok(())
+    Ok(parsed)
 }
 
 /// A header weir can send: a valid name, and a value without line breaks.
-fn check_header(name: &str, value: &str) -> Result<(), String> {
-    http::HeaderName::from_bytes(name.as_bytes())
+/// The value is marked sensitive, so no HTTP library logs it.
+fn parse_header(name: &str, value: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
+    let name = http::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
-    http::HeaderValue::from_str(value)
+    let mut value = http::HeaderValue::from_str(value)
         .map_err(|_| "the value has characters an HTTP header cannot carry".to_owned())?;
-    Ok(())
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 /// Reads policy fields, naming the field of any error.
@@ -1249,7 +1317,7 @@ mod tests {
             ),
             (
                 r#"{"mcpServers": {"gh": {"url": "ftp://x"}}}"#,
-                "mcpServers.gh.url: \"ftp://x\" is not an http:// or https:// URL",
+                "mcpServers.gh.url: the URL's scheme is \"ftp\"; use an http:// or https:// URL",
             ),
             (
                 r#"{"mcpServers": {"gh": {"url": "http://x/mcp", "command": "y"}}}"#,
@@ -1306,9 +1374,16 @@ mod tests {
         assert_eq!(
             config.servers["remote"].transport,
             Transport::Http(HttpServer {
-                url: "https://mcp.example/mcp".into(),
-                headers: BTreeMap::from([("Authorization".into(), "Bearer s3cret".into())]),
+                url: url::Url::parse("https://mcp.example/mcp").expect("url"),
+                headers: http::HeaderMap::from_iter([(
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::from_static("Bearer s3cret"),
+                )]),
             })
+        );
+        assert!(
+            !format!("{:?}", config.servers["remote"]).contains("s3cret"),
+            "Debug shows no header value"
         );
     }
 

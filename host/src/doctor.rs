@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::config::Transport;
 use crate::gateway::Caller;
 use crate::plugins::PluginError;
 use crate::runtime::Host;
@@ -251,15 +250,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn describe_target(host: &Host, name: &str) -> String {
-    match host.config().servers.get(name).map(|s| &s.transport) {
-        Some(Transport::Builtin) => "weir builtin-server".into(),
-        Some(Transport::Stdio(s)) => std::iter::once(s.command.as_str())
-            .chain(s.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Some(Transport::Http(h)) => h.url.clone(),
-        None => String::new(),
-    }
+    host.config()
+        .servers
+        .get(name)
+        .map(|s| s.transport.shown())
+        .unwrap_or_default()
 }
 
 /// One clear next step for a server that failed, from what failed.
@@ -270,6 +265,11 @@ fn next_step_for_server(error: &str, host: &Host, name: &str) -> String {
         .source
         .as_ref()
         .map_or_else(|| "the config".to_owned(), |p| p.display().to_string());
+    if error.contains("cannot connect to") {
+        return format!(
+            "nothing answers at {field}.url: is the server running, and is the URL its MCP endpoint?"
+        );
+    }
     if error.contains("not found on PATH") {
         format!("install the command, or give its full path in {field}.command ({source})")
     } else if error.contains("not found") {

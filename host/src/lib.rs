@@ -43,6 +43,7 @@ pub mod plugin_build;
 pub mod plugins;
 pub mod policy;
 pub mod recording;
+pub mod redact;
 pub mod runtime;
 pub mod sandbox;
 pub mod scaffold;

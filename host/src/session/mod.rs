@@ -17,6 +17,7 @@
 
 mod backoff;
 mod client;
+mod failure;
 mod lane;
 mod outbox;
 mod pool;
@@ -104,6 +105,17 @@ impl Sessions {
                 let shared = Arc::new(ServerShared {
                     name: Arc::from(name.as_str()),
                     connect,
+                    target: match &server.transport {
+                        Transport::Http(h) => {
+                            h.url
+                                .host_str()
+                                .map(|host| match h.url.port_or_known_default() {
+                                    Some(port) => format!("{host}:{port}"),
+                                    None => host.to_owned(),
+                                })
+                        }
+                        _ => None,
+                    },
                     settings: config.sessions.clone(),
                     call_timeout: server.call_timeout.unwrap_or(config.sessions.call_timeout),
                     startup_timeout: server
@@ -271,18 +283,13 @@ impl Sessions {
     }
 }
 
-/// The rmcp client settings for a remote server. Headers were checked
-/// when the config was read; one that still does not parse is skipped.
+/// The rmcp client settings for a remote server (its headers were parsed
+/// and checked when the config was read).
 fn http_config(server: &HttpServer) -> StreamableHttpClientTransportConfig {
     let headers = server
         .headers
         .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                http::HeaderName::from_bytes(k.as_bytes()).ok()?,
-                http::HeaderValue::from_str(v).ok()?,
-            ))
-        })
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     StreamableHttpClientTransportConfig::with_uri(server.url.as_str())
         .custom_headers(headers)

@@ -38,6 +38,8 @@ pub(crate) enum Connect {
 pub(crate) struct ServerShared {
     pub name: Arc<str>,
     pub connect: Connect,
+    /// `host:port` of an HTTP server, named by a failure to connect.
+    pub target: Option<String>,
     pub settings: SessionSettings,
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
@@ -295,7 +297,7 @@ impl Slot {
                         .await;
                 }
                 let error = format!("{error}{}", stderr.describe());
-                return Err(error);
+                return Err(crate::redact::scrub(&error));
             }
         };
         let pid = process.as_ref().and_then(ServerProcess::pid);
@@ -352,12 +354,15 @@ impl Slot {
     {
         let server = &self.server;
         let handshake = async {
-            let service = serve.await.map_err(|e| format!("initialize failed: {e}"))?;
-            let tools = service
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list failed: {e}"))?;
+            let service = serve.await.map_err(|e| {
+                super::failure::initialize_failure(&server.name, &e, server.target.as_deref())
+            })?;
+            let tools = service.peer().list_all_tools().await.map_err(|e| {
+                format!(
+                    "tools/list failed: {}",
+                    super::failure::without_type_names(&e.to_string())
+                )
+            })?;
             Ok::<_, String>((service, tools))
         };
         tokio::select! {
