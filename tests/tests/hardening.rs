@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::serve::{Served, install, plugins_dir, raw_http};
+use support::serve::{Served, Session, initialize, install, plugins_dir, post, raw_http, status};
 use support::{Scratch, WEIR, alive, wait_for};
 
 /// Longest any one command here may take; past it the test fails.
@@ -271,95 +271,6 @@ fn an_oversized_stdio_line_is_answered() {
     assert!(answers[&9]["result"].is_object(), "{}", answers[&9]);
     drop(writer.join().expect("writer"));
     assert!(wait_for(BOUND, || matches!(child.try_wait(), Ok(Some(_)))));
-}
-
-fn initialize(id: u64) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "hardening", "version": "1"}}})
-}
-
-/// A legacy MCP session over raw HTTP/1.1, a connection per request.
-struct Session {
-    addr: String,
-    id: String,
-    next: u64,
-}
-
-impl Session {
-    /// `initialize` and `notifications/initialized`.
-    fn open(addr: &str) -> Self {
-        let reply = post(addr, None, &initialize(0).to_string());
-        let id = header(&reply, "mcp-session-id")
-            .unwrap_or_else(|| panic!("no session id in:\n{reply}"));
-        let session = Self {
-            addr: addr.to_owned(),
-            id,
-            next: 1,
-        };
-        let done = post(
-            addr,
-            Some(&session.id),
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        );
-        assert!(status(&done) < 300, "{done}");
-        session
-    }
-
-    /// One request; the whole reply (headers and event stream).
-    fn request(&mut self, method: &str, params: Value) -> String {
-        self.next += 1;
-        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params});
-        post(&self.addr, Some(&self.id), &body.to_string())
-    }
-
-    /// The text of the request, to send by hand.
-    fn raw(&mut self, method: &str, params: Value) -> String {
-        self.next += 1;
-        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params})
-            .to_string();
-        request_text(&self.addr, Some(&self.id), &body)
-    }
-}
-
-fn request_text(addr: &str, session: Option<&str>, body: &str) -> String {
-    let session = session
-        .map(|s| format!("Mcp-Session-Id: {s}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
-        .unwrap_or_default();
-    format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\n\
-         Content-Type: application/json\r\n{session}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// One POST to `/mcp`; the whole reply.
-fn post(addr: &str, session: Option<&str>, body: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(BOUND)).expect("timeout");
-    stream
-        .write_all(request_text(addr, session, body).as_bytes())
-        .expect("send");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("reply");
-    reply
-}
-
-fn status(reply: &str) -> u16 {
-    reply
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-fn header(reply: &str, name: &str) -> Option<String> {
-    reply.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
 }
 
 /// A closed connection: the next read ends (or is reset), within the bound.

@@ -53,6 +53,8 @@ pub fn serve_args_with(scratch: &Scratch, plugins: &Path, weir: Value) -> Vec<St
 pub struct Served {
     pub child: Child,
     pub base: String,
+    /// Every line weir wrote to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Served {
@@ -62,9 +64,27 @@ impl Served {
 
     /// [`Served::start`] with these `weir` settings in the config.
     pub fn start_with(scratch: &Scratch, plugins: &Path, weir: Value) -> Self {
+        Self::start_with_env(scratch, plugins, weir, json!({}), &[])
+    }
+
+    /// [`Served::start_with`], with `extra` servers in the config and
+    /// `env` set for weir.
+    pub fn start_with_env(
+        scratch: &Scratch,
+        plugins: &Path,
+        weir: Value,
+        extra: Value,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let config = scratch.config(weir, extra);
         let mut child = Command::new(WEIR)
-            .args(serve_args_with(scratch, plugins, weir))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--plugins")
+            .arg(plugins)
             .args(["--http", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -77,12 +97,25 @@ impl Served {
             .map_while(Result::ok)
             .find(|l| l.starts_with("weir serve:"))
             .expect("weir serve prints its start line");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(vec![line.clone()]));
         // Keep draining stderr so weir never blocks on it.
-        std::thread::spawn(move || lines.for_each(drop));
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in lines.map_while(Result::ok) {
+                    log.lock().expect("log").push(line);
+                }
+            }
+        });
         let at = line.find("MCP at http://").expect("an HTTP address") + "MCP at ".len();
         let url = line[at..].split([',', ' ']).next().expect("url");
         let base = url.trim_end_matches("/mcp").to_owned();
-        Self { child, base }
+        Self { child, base, log }
+    }
+
+    /// What weir wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
     }
 
     pub fn mcp_url(&self) -> String {
@@ -139,4 +172,99 @@ pub fn raw_http(addr: &str, path: &str, header: &str) -> String {
     let mut reply = String::new();
     let _ = stream.read_to_string(&mut reply);
     reply
+}
+
+/// An `initialize` request of protocol 2025-11-25.
+pub fn initialize(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "hardening", "version": "1"}}})
+}
+
+/// A legacy MCP session over raw HTTP/1.1, a connection per request.
+pub struct Session {
+    addr: String,
+    id: String,
+    next: u64,
+}
+
+impl Session {
+    /// `initialize` and `notifications/initialized`.
+    pub fn open(addr: &str) -> Self {
+        let reply = post(addr, None, &initialize(0).to_string());
+        let id = header(&reply, "mcp-session-id")
+            .unwrap_or_else(|| panic!("no session id in:\n{reply}"));
+        let session = Self {
+            addr: addr.to_owned(),
+            id,
+            next: 1,
+        };
+        let done = post(
+            addr,
+            Some(&session.id),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert!(status(&done) < 300, "{done}");
+        session
+    }
+
+    /// One request; the whole reply (headers and event stream).
+    pub fn request(&mut self, method: &str, params: Value) -> String {
+        self.next += 1;
+        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params});
+        post(&self.addr, Some(&self.id), &body.to_string())
+    }
+
+    /// The text of the request, to send by hand.
+    pub fn raw(&mut self, method: &str, params: Value) -> String {
+        self.next += 1;
+        let body = json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params})
+            .to_string();
+        request_text(&self.addr, Some(&self.id), &body)
+    }
+}
+
+/// A POST of `body` to `/mcp`, as text.
+pub fn request_text(addr: &str, session: Option<&str>, body: &str) -> String {
+    let session = session
+        .map(|s| format!("Mcp-Session-Id: {s}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Type: application/json\r\n{session}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One POST to `/mcp`; the whole reply.
+pub fn post(addr: &str, session: Option<&str>, body: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    stream
+        .write_all(request_text(addr, session, body).as_bytes())
+        .expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    reply
+}
+
+/// The status code of a raw reply.
+pub fn status(reply: &str) -> u16 {
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A header of a raw reply.
+pub fn header(reply: &str, name: &str) -> Option<String> {
+    reply.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
 }
