@@ -590,7 +590,7 @@ impl Config {
                 value
             };
             let expand_secret = |field: String, value: &str| {
-                expand_vars(value, &secret_env).map_err(|message| invalid(field, message))
+                expand_vars(value, secret_env).map_err(|message| invalid(field, message))
             };
             let transport = match (server.transport.as_deref(), &server.url, &server.command) {
                 (Some("sse"), _, _) => {
