@@ -110,6 +110,11 @@ struct RunArgs {
     /// otherwise.
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
+    /// Grants the plugin the tools matching SERVER/TOOL (`*` and `prefix*`
+    /// allowed) for this run, on top of what the config grants.
+    /// Repeatable: `--allow 'time/*' --allow 'fs/read_*'`.
+    #[arg(long = "allow", value_name = "SERVER/TOOL")]
+    allow: Vec<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -319,6 +324,14 @@ impl Drop for ScrubbedEvent {
     }
 }
 
+/// `server/tool` patterns from `what` (a flag, a recording), each checked.
+fn parse_patterns(patterns: &[String], what: &str) -> Result<Vec<crate::policy::ToolPattern>> {
+    patterns
+        .iter()
+        .map(|p| crate::policy::ToolPattern::parse(p).map_err(|e| anyhow::anyhow!("{what}: {e}")))
+        .collect()
+}
+
 fn load_config(args: &CommonArgs) -> Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -414,11 +427,22 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
-    let config = load_config(&args.common)?;
+    let mut config = load_config(&args.common)?;
     let replay = match &args.replay {
         Some(path) => Some(recording::read(path)?),
         None => None,
     };
+    // A replay reaches no server: it runs under the grants and aliases its
+    // recording was made under, with or without a config.
+    if let Some([recording::Entry::Run { allow, aliases, .. }, ..]) = replay.as_deref() {
+        if let Some(allow) = allow {
+            config.allow_only(&parse_patterns(allow, "the recording's grants")?);
+        }
+        if !aliases.is_empty() {
+            config.aliases = aliases.clone();
+        }
+    }
+    config.allow_also(&parse_patterns(&args.allow, "--allow")?);
     let input = match replay.as_deref() {
         Some([recording::Entry::Run { input, .. }, ..])
             if args.input.is_none() && args.input_file.is_none() =>
@@ -450,6 +474,8 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             host.gateway(),
             plugin.name(),
             &input,
+            &plugin.policy().allow,
+            host.config().aliases.clone(),
         ))
     });
     let gateway: Arc<dyn crate::gateway::ToolGateway> = match (&recorder, &replay) {
@@ -576,7 +602,7 @@ async fn replay_one(
 ) -> Result<Option<String>> {
     let entries = recording::read(path)?;
     let (plugin_name, input) = match entries.first() {
-        Some(recording::Entry::Run { plugin, input }) => (plugin.clone(), input.clone()),
+        Some(recording::Entry::Run { plugin, input, .. }) => (plugin.clone(), input.clone()),
         _ => anyhow::bail!("no run line"),
     };
     let expected = entries

@@ -107,6 +107,26 @@ pub struct PluginGrant {
 }
 
 impl Config {
+    /// Grants `allow` too, to every plugin, for this process only: what
+    /// `weir run --allow` adds to a one-off run without editing a config.
+    pub fn allow_also(&mut self, allow: &[ToolPattern]) {
+        let policies = std::iter::once(&mut self.default_policy)
+            .chain(self.plugins.values_mut().map(|g| &mut g.policy));
+        for policy in policies {
+            policy.allow.extend(allow.iter().cloned());
+        }
+    }
+
+    /// Grants exactly `allow` to every plugin: a replay runs under the
+    /// grants its recording was made under, whatever this config says.
+    pub fn allow_only(&mut self, allow: &[ToolPattern]) {
+        let policies = std::iter::once(&mut self.default_policy)
+            .chain(self.plugins.values_mut().map(|g| &mut g.policy));
+        for policy in policies {
+            policy.allow = allow.to_vec();
+        }
+    }
+
     /// The operator's policy and pin for plugin `name`.
     pub fn grant_for(&self, name: &str) -> (&Policy, Option<&str>) {
         match self.plugins.get(name) {

@@ -202,8 +202,7 @@ impl Gate {
         let max = self.rules.policy.max_result_bytes;
         if result.len() > max {
             return Err(CallError::Denied(format!(
-                "the result is {} bytes, more than the {max} this caller may receive \
-                 (max_result_bytes); ask for less",
+                "the result is {} bytes, more than the {max} allowed (max_result_bytes)",
                 result.len()
             )));
         }
@@ -416,7 +415,7 @@ mod tests {
         let (big, _, _) = gate(r#"{"allow": ["s/*"], "max_result_bytes": 64}"#, 100);
         let why = denied(big.call(Via::PassThrough, 1, "s", "a", "").await);
         assert!(
-            why.contains("more than the 64 this caller may receive"),
+            why.contains("more than the 64 allowed (max_result_bytes)"),
             "{why}"
         );
         let text = metrics.render([]);

@@ -45,8 +45,9 @@ impl CallError {
 }
 
 /// What an alias stands for: a tool the operator named (`weir.aliases`),
-/// with default arguments.
-#[derive(Debug, Clone, PartialEq)]
+/// with default arguments. Serializable: a recording carries the aliases
+/// its run was made with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alias {
     pub server: String,
     pub tool: String,

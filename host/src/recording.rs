@@ -22,8 +22,18 @@ use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    /// What was run: always the first line.
-    Run { plugin: String, input: String },
+    /// What was run: always the first line. It carries the grants and
+    /// aliases the run was made under, so that a replay needs no config.
+    Run {
+        plugin: String,
+        input: String,
+        /// The plugin's granted `server/tool` patterns.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allow: Option<Vec<String>>,
+        /// The aliases the host offered.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        aliases: BTreeMap<String, Alias>,
+    },
     /// One `call-tool` and what it got.
     Call {
         server: String,
@@ -182,12 +192,22 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(inner: Arc<dyn ToolGateway>, plugin: &str, input: &str) -> Self {
+    /// Records the calls `plugin` makes on `input` through `inner`, noting
+    /// the grants (`allow`) and aliases the run is made under.
+    pub fn new(
+        inner: Arc<dyn ToolGateway>,
+        plugin: &str,
+        input: &str,
+        allow: &[crate::policy::ToolPattern],
+        aliases: BTreeMap<String, Alias>,
+    ) -> Self {
         Self {
             inner,
             entries: Mutex::new(vec![Entry::Run {
                 plugin: plugin.to_owned(),
                 input: input.to_owned(),
+                allow: Some(allow.iter().map(ToString::to_string).collect()),
+                aliases,
             }]),
         }
     }
@@ -357,6 +377,8 @@ mod tests {
             Entry::Run {
                 plugin: "p".into(),
                 input: "x".into(),
+                allow: Some(vec!["s/*".into()]),
+                aliases: BTreeMap::new(),
             },
             Entry::Call {
                 server: "s".into(),

@@ -109,3 +109,83 @@ fn a_recorded_run_replays_without_its_server() {
         "{shown}"
     );
 }
+
+/// A recording carries the grants it was made under: replayed with no
+/// config at all (the default grants only `builtin/*`), it reproduces.
+#[test]
+fn a_replay_needs_no_config() {
+    let scratch = Scratch::new("replay-no-config");
+    let config = scratch.config(json!({"default_policy": {"allow": ["test/*"]}}), json!({}));
+    let recording = scratch.dir.join("granted.replay.jsonl");
+    let testbed = plugin_path("testbed");
+    let testbed = testbed.to_str().expect("utf-8");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let input = r#"call:test:echo:{"message":"granted"}"#;
+    let out = weir(&[
+        "run",
+        testbed,
+        "--input",
+        input,
+        "--config",
+        &s(&config),
+        "--record",
+        &s(&recording),
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "ok:granted\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = std::fs::read_to_string(&recording).expect("recording");
+    assert!(
+        first
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(r#""allow":["test/*"]"#)),
+        "{first}"
+    );
+
+    let out = weir(&["run", testbed, "--replay", &s(&recording)]);
+    assert_eq!(
+        stdout(&out),
+        "ok:granted\n",
+        "replayed with no config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `weir run --allow` grants for one run, without editing the config;
+/// without it the same call is denied, naming what is granted.
+#[test]
+fn allow_grants_for_one_run() {
+    let scratch = Scratch::new("run-allow");
+    let config = scratch.config(json!({"default_policy": {"allow": []}}), json!({}));
+    let config = config.to_str().expect("utf-8");
+    let testbed = plugin_path("testbed");
+    let testbed = testbed.to_str().expect("utf-8");
+    let input = r#"call:test:echo:{"message":"once"}"#;
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", testbed, "--input", input, "--config", config];
+        args.extend_from_slice(extra);
+        weir(&args)
+    };
+    let denied = stdout(&run(&[]));
+    assert!(
+        denied.starts_with("denied:`test/echo` is not granted"),
+        "{denied}"
+    );
+    assert_eq!(stdout(&run(&["--allow", "test/*"])), "ok:once\n");
+    assert_eq!(
+        stdout(&run(&["--allow", "builtin/*", "--allow", "test/ech*"])),
+        "ok:once\n",
+        "repeatable, prefixes too"
+    );
+    let bad = run(&["--allow", "nonsense"]);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        why.contains("--allow: \"nonsense\" is not a `server/tool` pattern"),
+        "{why}"
+    );
+}
