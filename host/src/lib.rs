@@ -29,9 +29,7 @@
 //!   reach private parsers through; not an API.
 
 pub mod builtin;
-pub mod cli;
 pub mod config;
-pub mod doctor;
 /// Thin public wrappers of private parsers, for the fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -39,17 +37,14 @@ pub mod fuzzing;
 pub mod gate;
 pub mod gateway;
 pub mod metrics;
-pub mod plugin_build;
 pub mod plugins;
 pub mod policy;
 pub mod recording;
 pub mod redact;
 pub mod runtime;
 pub mod sandbox;
-pub mod scaffold;
 pub mod serve;
 pub mod session;
-pub mod stats;
 pub mod stdio;
 
 pub use config::Config;

@@ -63,7 +63,7 @@ async fn an_alias_is_callable_with_its_default_arguments() {
         "{dangling:?}"
     );
 
-    let report = weir_host::doctor::check(&host).await;
+    let report = weir_app::doctor::check(&host).await;
     let verdicts: Vec<(String, bool)> = report
         .aliases
         .iter()

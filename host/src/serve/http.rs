@@ -207,12 +207,12 @@ impl Routes {
             (METRICS_PATH, _) => text(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()),
             ("/", _) if request.method() == Method::GET => {
                 let stats =
-                    crate::stats::summarize(&crate::stats::parse(&self.host.render_metrics()));
+                    super::status::summarize(&super::status::parse(&self.host.render_metrics()));
                 // `?part=stats`: the figures alone, for the page to refresh.
                 let body = if request.uri().query() == Some("part=stats") {
-                    crate::stats::render_html_fragment(&stats)
+                    super::status::render_html_fragment(&stats)
                 } else {
-                    crate::stats::render_html_page(&stats, env!("CARGO_PKG_VERSION"))
+                    super::status::render_html_page(&stats, env!("CARGO_PKG_VERSION"))
                 };
                 let mut response = text(StatusCode::OK, body);
                 response.headers_mut().insert(

@@ -19,6 +19,7 @@ pub mod connection;
 pub mod handler;
 pub mod http;
 pub mod sessions;
+pub mod status;
 pub mod stdio_wire;
 pub mod watch;
 

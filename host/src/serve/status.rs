@@ -1,7 +1,8 @@
-//! The operator's summary of a running weir: servers, tools and plugins
-//! with the figures that matter, read from the very metrics `/metrics`
-//! exports — so `weir stats`, the status page and a Prometheus scrape can
-//! never disagree.
+//! The operator's summary of a running weir — servers, tools and plugins
+//! with the figures that matter — and the status page `weir serve --http`
+//! shows at `/`. Read from the very metrics `/metrics` exports, so the
+//! page, `weir stats` (which renders the same rows for a terminal) and a
+//! Prometheus scrape can never disagree.
 
 use std::collections::BTreeMap;
 
@@ -264,48 +265,8 @@ fn fmt_ms(v: Option<f64>) -> String {
     }
 }
 
-/// Fetches `base` + `/metrics` from a running `weir serve` (plain HTTP,
-/// as weir serves it).
-pub async fn fetch_metrics(base: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base:?}: give an http:// URL (weir serves plain HTTP)"))?
-        .trim_end_matches('/');
-    let authority = authority.split('/').next().unwrap_or(authority);
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    .map_err(|_| format!("no answer from {authority} within 10 s"))?
-    .map_err(|e| format!("cannot connect to {authority}: {e} (is `weir serve --http` running?)"))?;
-    let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut reply = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut reply),
-    )
-    .await
-    .map_err(|_| "the reply did not end within 10 s".to_owned())?
-    .map_err(|e| format!("cannot read the reply: {e}"))?;
-    let reply = String::from_utf8_lossy(&reply);
-    let (head, body) = reply
-        .split_once("\r\n\r\n")
-        .ok_or("the reply is not HTTP")?;
-    let status = head.lines().next().unwrap_or("");
-    if !status.contains(" 200 ") {
-        return Err(format!("{base}/metrics answered `{status}`"));
-    }
-    Ok(body.to_owned())
-}
-
-const SERVER_HEADER: [&str; 6] = [
+/// The servers table's columns.
+pub const SERVER_HEADER: [&str; 6] = [
     "server",
     "sessions open",
     "opened since start",
@@ -313,12 +274,15 @@ const SERVER_HEADER: [&str; 6] = [
     "oldest session",
     "circuit",
 ];
-const TOOL_HEADER: [&str; 5] = ["tool", "calls", "errors", "p50", "p99"];
-const PLUGIN_HEADER: [&str; 8] = [
+/// The tools table's columns.
+pub const TOOL_HEADER: [&str; 5] = ["tool", "calls", "errors", "p50", "p99"];
+/// The plugins table's columns.
+pub const PLUGIN_HEADER: [&str; 8] = [
     "plugin", "runs", "ok", "traps", "timeouts", "denials", "running", "p50",
 ];
 
-fn server_rows(stats: &Stats) -> Vec<[String; 6]> {
+/// The servers table's rows, as the page and `weir stats` show them.
+pub fn server_rows(stats: &Stats) -> Vec<[String; 6]> {
     stats
         .servers
         .iter()
@@ -335,7 +299,8 @@ fn server_rows(stats: &Stats) -> Vec<[String; 6]> {
         .collect()
 }
 
-fn tool_rows(stats: &Stats) -> Vec<[String; 5]> {
+/// The tools table's rows.
+pub fn tool_rows(stats: &Stats) -> Vec<[String; 5]> {
     stats
         .tools
         .iter()
@@ -351,7 +316,8 @@ fn tool_rows(stats: &Stats) -> Vec<[String; 5]> {
         .collect()
 }
 
-fn plugin_rows(stats: &Stats) -> Vec<[String; 8]> {
+/// The plugins table's rows.
+pub fn plugin_rows(stats: &Stats) -> Vec<[String; 8]> {
     stats
         .plugins
         .iter()
@@ -368,17 +334,6 @@ fn plugin_rows(stats: &Stats) -> Vec<[String; 8]> {
             ]
         })
         .collect()
-}
-
-/// The summary as tables, for a terminal.
-pub fn render_text(stats: &Stats) -> String {
-    let mut out = String::from("Servers\n");
-    crate::doctor::table(&mut out, SERVER_HEADER, &server_rows(stats));
-    out.push_str("\nTools\n");
-    crate::doctor::table(&mut out, TOOL_HEADER, &tool_rows(stats));
-    out.push_str("\nPlugins\n");
-    crate::doctor::table(&mut out, PLUGIN_HEADER, &plugin_rows(stats));
-    out
 }
 
 fn escape(text: &str) -> String {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::gateway::Caller;
-use crate::plugins::PluginError;
-use crate::runtime::Host;
+use weir_host::gateway::Caller;
+use weir_host::plugins::PluginError;
+use weir_host::runtime::Host;
 
 /// What doctor found for one server.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +144,7 @@ pub async fn check(host: &Host) -> Report {
                 if let Some(error) = instantiated {
                     check.ok = false;
                     check.next_step = Some(match error {
-                        crate::sandbox::RunError::MemoryLimit(_) => format!(
+                        weir_host::sandbox::RunError::MemoryLimit(_) => format!(
                             "raise its memory limit (weir.plugins.{}.memory_limit_mb)",
                             check.name
                         ),
@@ -201,7 +201,7 @@ pub async fn check(host: &Host) -> Report {
 fn plugin_check(
     host: &Host,
     name: String,
-    plugin: Result<crate::sandbox::Plugin, PluginError>,
+    plugin: Result<weir_host::sandbox::Plugin, PluginError>,
 ) -> PluginCheck {
     match plugin {
         Ok(plugin) => {
@@ -298,7 +298,7 @@ fn next_step_for_server(error: &str, host: &Host, name: &str) -> String {
 }
 
 fn next_step_for_plugin(error: &PluginError) -> String {
-    use crate::sandbox::LoadError;
+    use weir_host::sandbox::LoadError;
     match error {
         PluginError::Load(LoadError::CoreModule(_)) => {
             "rebuild it for the wasm32-wasip2 target (cargo build --target wasm32-wasip2)".into()

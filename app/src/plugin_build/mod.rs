@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub(crate) use self::js::locate_sdk as locate_js_sdk;
-use crate::plugins::sha256_hex;
-use crate::runtime::Host;
+use weir_host::plugins::sha256_hex;
+use weir_host::runtime::Host;
 
 /// What was built: what `weir build` reports, and the sha256 an operator
 /// pins the plugin to.
@@ -166,7 +166,7 @@ pub fn build(
     } = artifact;
     let sha256 = sha256_hex(&bytes);
     let shape = host
-        .shape(&crate::plugins::PluginFile {
+        .shape(&weir_host::plugins::PluginFile {
             name: String::new(),
             location: origin.display().to_string(),
             bytes: bytes.clone(),

@@ -10,13 +10,13 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use futures::future::join_all;
 
-use crate::builtin;
-use crate::config::Config;
-use crate::gateway::Caller;
-use crate::plugins::PluginError;
-use crate::recording;
-use crate::runtime::Host;
-use crate::serve::{self, Listen, ServeOptions};
+use weir_host::builtin;
+use weir_host::config::Config;
+use weir_host::gateway::Caller;
+use weir_host::plugins::PluginError;
+use weir_host::recording;
+use weir_host::runtime::Host;
+use weir_host::serve::{self, Listen, ServeOptions};
 
 const ABOUT: &str = "Run sandboxed WebAssembly agents against MCP servers, \
                      one persistent session per server.";
@@ -263,7 +263,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::redact::scrub(&format!("{e:#}")));
+            eprintln!("error: {}", weir_host::redact::scrub(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -291,7 +291,7 @@ fn init_logging(verbose: u8) {
 
 /// The log's writer: each event is formatted whole, then written to
 /// stderr with every secret the config named masked (see
-/// [`crate::redact`]) — whatever library wrote it, rmcp's own logs of a
+/// [`weir_host::redact`]) — whatever library wrote it, rmcp's own logs of a
 /// URL among them.
 struct ScrubbedStderr;
 
@@ -319,16 +319,18 @@ impl std::io::Write for ScrubbedEvent {
 
 impl Drop for ScrubbedEvent {
     fn drop(&mut self) {
-        let text = crate::redact::scrub(&String::from_utf8_lossy(&self.0));
+        let text = weir_host::redact::scrub(&String::from_utf8_lossy(&self.0));
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
     }
 }
 
 /// `server/tool` patterns from `what` (a flag, a recording), each checked.
-fn parse_patterns(patterns: &[String], what: &str) -> Result<Vec<crate::policy::ToolPattern>> {
+fn parse_patterns(patterns: &[String], what: &str) -> Result<Vec<weir_host::policy::ToolPattern>> {
     patterns
         .iter()
-        .map(|p| crate::policy::ToolPattern::parse(p).map_err(|e| anyhow::anyhow!("{what}: {e}")))
+        .map(|p| {
+            weir_host::policy::ToolPattern::parse(p).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+        })
         .collect()
 }
 
@@ -478,7 +480,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             host.config().aliases.clone(),
         ))
     });
-    let gateway: Arc<dyn crate::gateway::ToolGateway> = match (&recorder, &replay) {
+    let gateway: Arc<dyn weir_host::gateway::ToolGateway> = match (&recorder, &replay) {
         (Some(recorder), _) => recorder.clone(),
         (None, Some(entries)) => Arc::new(recording::Replayer::new(
             entries,
@@ -661,7 +663,7 @@ async fn inspect(args: InspectArgs) -> Result<ExitCode> {
     let file = match host.read(&args.plugin) {
         Ok(file) => file,
         // Refused by its first bytes: still a report, saying what it is.
-        Err(e @ PluginError::Load(crate::sandbox::LoadError::NotWasm(_))) => {
+        Err(e @ PluginError::Load(weir_host::sandbox::LoadError::NotWasm(_))) => {
             host.shutdown().await;
             let report = serde_json::json!({
                 "file": args.plugin,
@@ -690,8 +692,8 @@ async fn inspect(args: InspectArgs) -> Result<ExitCode> {
         "pinned": pin.map(|p| p == file.sha256),
         "kind": match &shape {
             Ok(_) => "component",
-            Err(PluginError::Load(crate::sandbox::LoadError::CoreModule(_))) => "core module",
-            Err(PluginError::Load(crate::sandbox::LoadError::NotWasm(_))) => "not WebAssembly",
+            Err(PluginError::Load(weir_host::sandbox::LoadError::CoreModule(_))) => "core module",
+            Err(PluginError::Load(weir_host::sandbox::LoadError::NotWasm(_))) => "not WebAssembly",
             Err(_) => "invalid",
         },
         "world": match &shape {
@@ -808,7 +810,9 @@ async fn stats(args: StatsArgs) -> Result<ExitCode> {
         let text = crate::stats::fetch_metrics(&args.url)
             .await
             .map_err(anyhow::Error::msg)?;
-        Ok::<_, anyhow::Error>(crate::stats::summarize(&crate::stats::parse(&text)))
+        Ok::<_, anyhow::Error>(weir_host::serve::status::summarize(
+            &weir_host::serve::status::parse(&text),
+        ))
     };
     if !args.watch {
         let stats = read().await?;

@@ -1,0 +1,15 @@
+//! The `weir` application: the command line and the tools around the
+//! host — `weir doctor`, `weir stats`, `weir new`, `weir build`. The host
+//! itself (config, gate, sessions, sandbox, `weir serve`) is the
+//! `weir-host` library, which depends on no command-line crate.
+//!
+//! - [`cli`]: the `weir` command line; `main.rs` only calls it.
+//! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
+//! - [`stats`]: `weir stats`, the status page's summary for a terminal.
+//! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
+
+pub mod cli;
+pub mod doctor;
+pub mod plugin_build;
+pub mod scaffold;
+pub mod stats;
