@@ -16,9 +16,6 @@ use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// The hidden `weir` subcommand that serves it.
-pub const SUBCOMMAND: &str = "builtin-server";
-
 /// Keys the key-value store holds at most; a plugin filling it in a loop
 /// gets an error, not the host's memory.
 const MAX_KEYS: usize = 10_000;

@@ -16,6 +16,23 @@ use crate::policy::{Policy, PolicySpec, ToolPattern, positive_secs};
 /// Name under which the embedded default server is offered.
 pub const BUILTIN_SERVER: &str = "builtin";
 
+/// The subcommand of the `weir` binary that serves the built-in server
+/// on stdio (how the session manager starts it).
+pub const BUILTIN_SUBCOMMAND: &str = "builtin-server";
+
+/// Default bound on a plugin file's size (`weir.plugin_size_limit_mb`).
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 128 << 20;
+
+/// The default compile cache: `$XDG_CACHE_HOME/weir/compiled` or
+/// `~/.cache/weir/compiled`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|base| base.join("weir").join("compiled"))
+}
+
 /// Environment variables a stdio server inherits from weir's own
 /// environment. Everything else (tokens of other servers, say) stays out
 /// unless the server's `env` names it — the same default as the MCP SDKs.
@@ -335,7 +352,7 @@ impl Default for Config {
         Self {
             default_policy: base_policy(&limits, true),
             plugins: BTreeMap::new(),
-            cache_dir: crate::sandbox::default_cache_dir(),
+            cache_dir: default_cache_dir(),
             scratch_root: None,
             expose_upstream_tools: false,
             aliases: BTreeMap::new(),
@@ -347,7 +364,7 @@ impl Default for Config {
             plugins_dir: None,
             limits,
             sessions: SessionSettings::default(),
-            plugin_size_limit: crate::plugins::DEFAULT_MAX_PLUGIN_BYTES,
+            plugin_size_limit: DEFAULT_MAX_PLUGIN_BYTES,
             http: HttpLimits::default(),
         }
     }
@@ -822,7 +839,7 @@ impl Config {
             }
             limits.max_concurrent_runs = n;
         }
-        let mut plugin_size_limit = crate::plugins::DEFAULT_MAX_PLUGIN_BYTES;
+        let mut plugin_size_limit = DEFAULT_MAX_PLUGIN_BYTES;
         if let Some(mb) = w.plugin_size_limit_mb {
             if !(1..=4096).contains(&mb) {
                 return Err(invalid(
@@ -941,7 +958,7 @@ impl Config {
         }
 
         let cache_dir = match &w.cache_dir {
-            None => crate::sandbox::default_cache_dir(),
+            None => default_cache_dir(),
             Some(serde_json::Value::Bool(false)) => None,
             Some(serde_json::Value::String(dir)) => Some(
                 base.join(expand_vars(dir, &env).map_err(|m| invalid("weir.cache_dir".into(), m))?),

@@ -6,27 +6,35 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the `mcpServers` file, parsed then validated into [`Config`].
-//! - [`session`]: one persistent, supervised MCP session per server; the only
-//!   MCP client code. Knows nothing of wasm.
-//! - [`gateway`]: the plain-typed door between the two: [`ToolGateway`].
+//! In the order a call flows, plugin to server:
+//!
+//! - [`plugins`]: finding plugin files, by path or by name in a directory.
 //! - [`sandbox`]: the wasmtime engine, the per-run store and its limits, and
 //!   the host side of `weir:agent/mcp`. Knows nothing of MCP.
-//! - [`policy`]: what each plugin may do; plain data and pure decisions.
-//! - [`plugins`]: finding plugin files, by path or by name in a directory.
-//! - [`metrics`]: what the host counts, rendered for Prometheus.
-//! - [`runtime`]: [`Host`] ties sessions and sandbox together and owns
-//!   shutdown.
-//! - [`serve`]: `weir serve`, the host as an MCP server of its plugins.
-//! - [`stdio`]: stdin/stdout as non-blocking streams, for MCP over stdio.
-//! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
-//! - [`stats`]: the operator's summary, read from the metrics: `weir stats`, the status page.
-//! - [`recording`]: a run's tool calls recorded, and replayed with no server.
-//! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
-//! - [`builtin`]: the embedded default MCP server.
-//! - [`cli`]: the `weir` command line; `main.rs` only calls it.
-//! - `fuzzing` (feature `fuzzing` only): wrappers the fuzz targets in `fuzz/`
-//!   reach private parsers through; not an API.
+//! - [`gate`]: the one gate every tool call passes — a plugin's, a batch's,
+//!   a client's passed-through call — applying the caller's [`policy`]
+//!   (plain data and pure decisions), with one audit event.
+//! - [`gateway`]: the plain-typed door the gate calls through: [`ToolGateway`].
+//! - [`session`]: one persistent, supervised MCP session per server; the only
+//!   MCP client code. Knows nothing of wasm.
+//! - [`serve`]: `weir serve`, the host as an MCP server of its plugins (and
+//!   its status page).
+//!
+//! Around them: [`config`] (the `mcpServers` file, parsed then validated
+//! into [`Config`]), [`redact`] (secrets masked wherever weir shows them),
+//! [`metrics`] (what the host counts, for Prometheus), [`runtime`] ([`Host`]
+//! ties sessions, gate and sandbox together and owns shutdown),
+//! [`recording`] (a run's calls recorded and replayed with no server),
+//! [`builtin`] (the embedded default server), [`stdio`] (stdin/stdout as
+//! non-blocking streams), and `fuzzing` (feature `fuzzing` only: wrappers
+//! the fuzz targets in `fuzz/` reach private parsers through; not an API).
+//!
+//! Dependencies point one way, ground floor first (`tests/layers.rs`
+//! holds them to it): policy, redact, stdio → gateway → metrics → gate,
+//! recording → config → sandbox, session, builtin → plugins → runtime →
+//! serve. The command line, doctor, `weir stats`, `weir new` and
+//! `weir build` are the `weir` application crate's (`app/`), so this
+//! library depends on no command-line crate.
 
 pub mod builtin;
 pub mod config;

@@ -35,11 +35,6 @@ pub struct Manifest {
 /// File extension of plugin components.
 pub const EXTENSION: &str = "wasm";
 
-/// Largest plugin file read, unless `weir.plugin_size_limit_mb` says
-/// otherwise. Real components are 100 KB to 20 MB (with an interpreter
-/// inside); past this it is not a plugin.
-pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 128 << 20;
-
 /// A plugin file's bytes and what to call it.
 #[derive(Debug)]
 pub struct PluginFile {
@@ -442,6 +437,7 @@ fn valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_MAX_PLUGIN_BYTES;
 
     /// Names resolve inside the directory only; lookups say what exists.
     #[test]
@@ -491,6 +487,7 @@ mod tests {
 #[cfg(test)]
 mod hostile_files {
     use super::*;
+    use crate::config::DEFAULT_MAX_PLUGIN_BYTES;
     use std::sync::mpsc;
     use std::time::Duration;
 

@@ -192,15 +192,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The default cache directory: `$XDG_CACHE_HOME/weir` or `~/.cache/weir`.
-pub fn default_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|base| base.join("weir").join("compiled"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

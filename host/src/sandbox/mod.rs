@@ -169,8 +169,6 @@ pub struct Sandbox {
     ticker: ticker::Ticker,
 }
 
-pub use cache::default_dir as default_cache_dir;
-
 impl Sandbox {
     /// Builds the engine. `limits` sizes the instance pool: one slot per
     /// concurrent run, each memory slot capped at the memory limit.

@@ -89,7 +89,7 @@ impl Sessions {
                 let connect = match &server.transport {
                     Transport::Builtin => Connect::Stdio(Launch {
                         program: weir_exe.clone(),
-                        args: vec![crate::builtin::SUBCOMMAND.to_owned()],
+                        args: vec![crate::config::BUILTIN_SUBCOMMAND.to_owned()],
                         env: Vec::new(),
                         cwd: None,
                     }),
