@@ -12,7 +12,11 @@ pub type Arguments = Map<String, Value>;
 
 /// Why a tool call produced no result. Mirrors the WIT `call-error`; a tool
 /// that ran and failed is a result with `isError`, not one of these.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Serialized as `{"error": KIND, "message": …}` (KIND as [`CallError::kind`]
+/// names it): the one mapping recordings use, where an unknown kind is an
+/// error, never silently another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(into = "WireCallError", try_from = "WireCallError")]
 pub enum CallError {
     #[error("denied: {0}")]
     Denied(String),
@@ -41,6 +45,50 @@ impl CallError {
             Self::Timeout => "timeout",
             Self::Protocol(_) => "protocol-error",
         }
+    }
+}
+
+/// [`CallError`] as it is written down.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct WireCallError {
+    error: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    message: String,
+}
+
+impl From<CallError> for WireCallError {
+    fn from(e: CallError) -> Self {
+        let error = e.kind().to_owned();
+        let message = match e {
+            CallError::Denied(m)
+            | CallError::NotFound(m)
+            | CallError::InvalidArguments(m)
+            | CallError::Unavailable(m)
+            | CallError::Protocol(m) => m,
+            CallError::Timeout => String::new(),
+        };
+        Self { error, message }
+    }
+}
+
+impl TryFrom<WireCallError> for CallError {
+    type Error = String;
+
+    fn try_from(w: WireCallError) -> Result<Self, String> {
+        Ok(match w.error.as_str() {
+            "denied" => Self::Denied(w.message),
+            "not-found" => Self::NotFound(w.message),
+            "invalid-arguments" => Self::InvalidArguments(w.message),
+            "unavailable" => Self::Unavailable(w.message),
+            "timeout" => Self::Timeout,
+            "protocol-error" => Self::Protocol(w.message),
+            other => {
+                return Err(format!(
+                    "unknown call error `{other}` (one of denied, not-found, \
+                     invalid-arguments, unavailable, timeout, protocol-error)"
+                ));
+            }
+        })
     }
 }
 
@@ -153,6 +201,37 @@ fn json_kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error survives a round trip; an unknown kind is refused.
+    #[test]
+    fn call_errors_round_trip() {
+        for e in [
+            CallError::Denied("d".into()),
+            CallError::NotFound("n".into()),
+            CallError::InvalidArguments("i".into()),
+            CallError::Unavailable("u".into()),
+            CallError::Timeout,
+            CallError::Protocol("p".into()),
+        ] {
+            let text = serde_json::to_string(&e).expect("serialize");
+            assert!(
+                text.contains(&format!("\"error\":\"{}\"", e.kind())),
+                "{text}"
+            );
+            assert_eq!(serde_json::from_str::<CallError>(&text).expect("back"), e);
+        }
+        let old_timeout: CallError =
+            serde_json::from_str(r#"{"error":"timeout","message":""}"#).expect("old form");
+        assert_eq!(old_timeout, CallError::Timeout);
+        let unknown = serde_json::from_str::<CallError>(r#"{"error":"exploded","message":"x"}"#)
+            .expect_err("unknown kind");
+        assert!(
+            unknown
+                .to_string()
+                .contains("unknown call error `exploded`"),
+            "{unknown}"
+        );
+    }
 
     /// Argument text: what is accepted, and what each rejection says.
     #[test]

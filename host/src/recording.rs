@@ -56,7 +56,7 @@ pub enum Entry {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Result(Value),
-    Error { error: String, message: String },
+    Error(CallError),
 }
 
 /// How a run ended.
@@ -157,31 +157,14 @@ fn outcome_of(result: &Result<String, CallError>) -> Outcome {
         Ok(json) => {
             Outcome::Result(serde_json::from_str(json).unwrap_or(Value::String(json.clone())))
         }
-        Err(e) => Outcome::Error {
-            error: e.kind().to_owned(),
-            message: match e {
-                CallError::Denied(m)
-                | CallError::NotFound(m)
-                | CallError::InvalidArguments(m)
-                | CallError::Unavailable(m)
-                | CallError::Protocol(m) => m.clone(),
-                CallError::Timeout => String::new(),
-            },
-        },
+        Err(e) => Outcome::Error(e.clone()),
     }
 }
 
 fn result_of(outcome: &Outcome) -> Result<String, CallError> {
     match outcome {
         Outcome::Result(v) => Ok(v.to_string()),
-        Outcome::Error { error, message } => Err(match error.as_str() {
-            "denied" => CallError::Denied(message.clone()),
-            "not-found" => CallError::NotFound(message.clone()),
-            "invalid-arguments" => CallError::InvalidArguments(message.clone()),
-            "timeout" => CallError::Timeout,
-            "protocol-error" => CallError::Protocol(message.clone()),
-            _ => CallError::Unavailable(message.clone()),
-        }),
+        Outcome::Error(e) => Err(e.clone()),
     }
 }
 

@@ -159,7 +159,12 @@ async fn expired_http_session_is_reinitialized_once() {
             .expect("runs"),
         "ok:expiring"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        wait_for(Duration::from_secs(30), || scratch
+            .events("sessions-expired")
+            >= 1),
+        "the server dropped its sessions"
+    );
     assert_eq!(
         host.run(&testbed, "echo:b:10").await.expect("runs"),
         "10 ok"

@@ -260,22 +260,52 @@ async fn connect(
     args: Vec<String>,
     watcher: Watcher,
 ) -> (RunningService<RoleClient, Watcher>, tokio::process::Child) {
+    let (client, child, _log) = connect_logged(args, watcher).await;
+    (client, child)
+}
+
+/// What `weir serve` logged so far, line by line.
+type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`connect`], keeping weir's log (and passing it on to the test's
+/// stderr).
+async fn connect_logged(
+    args: Vec<String>,
+    watcher: Watcher,
+) -> (
+    RunningService<RoleClient, Watcher>,
+    tokio::process::Child,
+    Log,
+) {
     let mut child = tokio::process::Command::new(WEIR)
         .args(args)
         .env("RUST_LOG", "weir_host=info")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start weir serve");
     let stdout = child.stdout.take().expect("stdout");
     let stdin = child.stdin.take().expect("stdin");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Log::default();
+    tokio::spawn({
+        let log = log.clone();
+        async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                log.lock().expect("log").push(line);
+            }
+        }
+    });
     let client = watcher
         .serve((stdout, stdin))
         .await
         .expect("initialize with weir serve");
-    (client, child)
+    (client, child, log)
 }
 
 /// Ends the session, then waits (bounded) for weir to exit cleanly, as it
@@ -359,7 +389,7 @@ async fn hot_reload_follows_the_plugins_directory() {
     let plugins = plugins_dir(&scratch, &["hello", "testbed"]);
     let watcher = Watcher::default();
     let changes = watcher.changes.clone();
-    let (client, mut child) = connect(serve_args(&scratch, &plugins), watcher).await;
+    let (client, mut child, log) = connect_logged(serve_args(&scratch, &plugins), watcher).await;
     assert_eq!(tool_names(&client).await, ["hello", "testbed"]);
 
     // Added: announced, listed, callable.
@@ -380,9 +410,17 @@ async fn hot_reload_follows_the_plugins_directory() {
 
     // Garbage over it: refused, the old version serves on, nothing announced.
     std::fs::write(plugins.join("fanout.wasm"), b"\0asm garbage").expect("overwrite");
-    // A harmless change after it: once that is announced, the garbage was
-    // seen too (rescans are in order).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Refused: the log says so, naming the plugin.
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            log.lock()
+                .expect("log")
+                .iter()
+                .any(|l| l.contains("new version rejected") && l.contains("plugin=fanout"))
+        })
+        .await,
+        "the garbage version was refused"
+    );
     let before = changes.load(Ordering::SeqCst);
     install(&plugins, "hello");
     std::fs::write(

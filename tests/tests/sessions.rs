@@ -164,21 +164,23 @@ async fn drain_finishes_runs_in_flight() {
         let (host, testbed) = (host.clone(), testbed.clone());
         tokio::spawn(async move { host.run(&testbed, "call:test:hang:").await })
     };
+    // Both runs are inside their calls: the server saw each.
     assert!(
-        support::eventually(std::time::Duration::from_secs(10), || async {
-            scratch.sessions().len() == 1
+        support::eventually(std::time::Duration::from_secs(30), || async {
+            scratch.events("call sleep") == 1 && scratch.events("call hang") == 1
         })
         .await
     );
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let drain = {
         let host = host.clone();
         tokio::spawn(async move { host.drain(std::time::Duration::from_secs(3)).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(
-        host.run(&testbed, "env").await,
-        Err(HostRunError::ShuttingDown),
+    // Once the drain has begun, a new run is refused.
+    assert!(
+        support::eventually(std::time::Duration::from_secs(30), || async {
+            host.run(&testbed, "env").await == Err(HostRunError::ShuttingDown)
+        })
+        .await,
         "no new runs"
     );
     assert_eq!(

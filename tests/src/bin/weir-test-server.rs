@@ -126,9 +126,13 @@ impl TestServer {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let ids: Vec<_> = manager.sessions.read().await.keys().cloned().collect();
-            for id in ids {
-                let _ = manager.close_session(&id).await;
+            for id in &ids {
+                let _ = manager.close_session(id).await;
             }
+            append(
+                "WEIR_TEST_EVENTS",
+                &format!("sessions-expired {}", ids.len()),
+            );
         });
         text("expiring")
     }
