@@ -167,16 +167,29 @@ impl Gate {
         let arguments = crate::gateway::parse_arguments(arguments)?;
         self.rules.take_turn().await;
         Ok(match alias {
-            Some(alias) => {
+            // Only an alias with defaults reads the arguments, to merge
+            // them over its defaults; every other call carries the text.
+            Some(alias) if !alias.arguments.is_empty() => {
                 let mut merged = alias.arguments;
-                merged.extend(arguments.unwrap_or_default());
+                merged.extend(
+                    arguments
+                        .as_ref()
+                        .map(Arguments::to_map)
+                        .unwrap_or_default(),
+                );
                 Admitted {
                     server: alias.server,
                     tool: alias.tool,
-                    arguments: (!merged.is_empty()).then_some(merged),
+                    arguments: Some(Arguments::from_map(&merged)?),
                     alias: Some(tool.to_owned()),
                 }
             }
+            Some(alias) => Admitted {
+                server: alias.server,
+                tool: alias.tool,
+                arguments,
+                alias: Some(tool.to_owned()),
+            },
             None => Admitted {
                 server: server.to_owned(),
                 tool: tool.to_owned(),
@@ -359,7 +372,7 @@ mod tests {
                 "hidden" => "z",
                 _ => return None,
             };
-            let mut arguments = Arguments::new();
+            let mut arguments = crate::gateway::ArgumentMap::new();
             arguments.insert("preset".into(), 1.into());
             arguments.insert("over".into(), "default".into());
             Some(Alias {
@@ -441,7 +454,7 @@ mod tests {
         .expect("alias call");
         let seen = echo.seen.lock().expect("seen").pop().expect("one call");
         assert_eq!((seen.0.as_str(), seen.1.as_str()), ("s", "a"));
-        let args = seen.2.expect("merged arguments");
+        let args = seen.2.expect("merged arguments").to_map();
         assert_eq!(args["preset"], 1);
         assert_eq!(args["over"], "mine", "the caller's value wins");
         let why = denied(g.call(Via::CallTool, 1, ALIAS_SERVER, "hidden", "").await);

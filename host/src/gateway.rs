@@ -7,8 +7,80 @@
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-/// JSON object of tool arguments.
-pub type Arguments = Map<String, Value>;
+/// A JSON object of tool arguments, as a map: what an alias's defaults
+/// and a recording hold.
+pub type ArgumentMap = Map<String, Value>;
+
+/// A call's arguments: a JSON object, kept as the text it came in. It is
+/// checked once, at the gate, without building a tree, and written to the
+/// wire as is; only a call that needs the values (an alias merging its
+/// defaults, the rmcp client of an HTTP server) parses it.
+#[derive(Debug, Clone)]
+pub struct Arguments(Box<serde_json::value::RawValue>);
+
+impl Arguments {
+    /// Reads argument text: a JSON object, or empty (or `null`) for no
+    /// arguments. Anything else is `invalid-arguments`, saying what was
+    /// seen.
+    pub fn parse(text: &str) -> Result<Option<Self>, CallError> {
+        if text.len() > MAX_ARGUMENT_BYTES {
+            return Err(CallError::InvalidArguments(format!(
+                "arguments are {} bytes, more than the {MAX_ARGUMENT_BYTES} allowed",
+                text.len()
+            )));
+        }
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        // Checks the whole text is one JSON value, building nothing.
+        let raw = serde_json::from_str::<&serde_json::value::RawValue>(text).map_err(|e| {
+            CallError::InvalidArguments(format!("arguments are not valid JSON: {e}"))
+        })?;
+        match raw.get().as_bytes().first() {
+            Some(b'{') => Ok(Some(Self(raw.to_owned()))),
+            Some(b'n') => Ok(None),
+            first => Err(CallError::InvalidArguments(format!(
+                "arguments must be a JSON object, got {}",
+                match first {
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b't' | b'f') => "a boolean",
+                    _ => "a number",
+                }
+            ))),
+        }
+    }
+
+    /// Arguments holding `map`.
+    pub fn from_map(map: &ArgumentMap) -> Result<Self, CallError> {
+        serde_json::value::to_raw_value(map)
+            .map(Self)
+            .map_err(|e| CallError::InvalidArguments(format!("cannot write the arguments: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text, as the raw JSON value it is (to embed in a message).
+    pub fn raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
+    /// The values, parsed: for a call that must read them.
+    pub fn to_map(&self) -> ArgumentMap {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+/// Equal when they hold the same values, however written.
+impl PartialEq for Arguments {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_map() == other.to_map()
+    }
+}
 
 /// Why a tool call produced no result. Mirrors the WIT `call-error`; a tool
 /// that ran and failed is a result with `isError`, not one of these.
@@ -100,7 +172,7 @@ pub struct Alias {
     pub server: String,
     pub tool: String,
     /// Arguments sent unless the caller gives them.
-    pub arguments: Arguments,
+    pub arguments: ArgumentMap,
 }
 
 /// The server name plugins use to call an alias: `call-tool("alias", NAME, …)`.
@@ -162,40 +234,9 @@ pub trait ToolGateway: Send + Sync + 'static {
 /// not a bulk transfer; this bounds what one call can push at a server.
 pub const MAX_ARGUMENT_BYTES: usize = 4 << 20;
 
-/// Reads a plugin's argument text: a JSON object, or empty (or `null`) for
-/// no arguments. Anything else is `invalid-arguments`, saying what was seen.
+/// Reads a plugin's argument text (see [`Arguments::parse`]).
 pub fn parse_arguments(text: &str) -> Result<Option<Arguments>, CallError> {
-    if text.len() > MAX_ARGUMENT_BYTES {
-        return Err(CallError::InvalidArguments(format!(
-            "arguments are {} bytes, more than the {MAX_ARGUMENT_BYTES} allowed",
-            text.len()
-        )));
-    }
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(Value::Null) => Ok(None),
-        Ok(other) => Err(CallError::InvalidArguments(format!(
-            "arguments must be a JSON object, got {}",
-            json_kind(&other)
-        ))),
-        Err(e) => Err(CallError::InvalidArguments(format!(
-            "arguments are not valid JSON: {e}"
-        ))),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    Arguments::parse(text)
 }
 
 #[cfg(test)]
@@ -238,8 +279,9 @@ mod tests {
     fn parses_arguments() {
         assert_eq!(parse_arguments("").unwrap(), None);
         assert_eq!(parse_arguments("  null ").unwrap(), None);
-        let map = parse_arguments(r#"{"a": 1}"#).unwrap().unwrap();
-        assert_eq!(map["a"], 1);
+        let args = parse_arguments(r#" {"a": 1} "#).unwrap().unwrap();
+        assert_eq!(args.get(), r#"{"a": 1}"#, "the text as it came, trimmed");
+        assert_eq!(args.to_map()["a"], 1);
         let cases = [
             ("[1,2]", "must be a JSON object, got an array"),
             ("\"hi\"", "must be a JSON object, got a string"),

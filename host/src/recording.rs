@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::gateway::Alias;
-use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
+use crate::gateway::{ArgumentMap, Arguments, CallError, Caller, ToolGateway, ToolInfo};
 
 /// One line of a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub enum Entry {
     Call {
         server: String,
         tool: String,
-        arguments: Option<Arguments>,
+        arguments: Option<ArgumentMap>,
         #[serde(flatten)]
         outcome: Outcome,
     },
@@ -233,7 +233,7 @@ impl ToolGateway for Recorder {
             self.push(Entry::Call {
                 server: server.to_owned(),
                 tool: tool.to_owned(),
-                arguments,
+                arguments: arguments.as_ref().map(Arguments::to_map),
                 outcome: outcome_of(&result),
             });
             result
@@ -316,6 +316,7 @@ impl ToolGateway for Replayer {
         tool: &'a str,
         arguments: Option<Arguments>,
     ) -> BoxFuture<'a, Result<String, CallError>> {
+        let arguments = arguments.as_ref().map(Arguments::to_map);
         let found = self.calls.lock().ok().and_then(|mut calls| {
             calls.iter_mut().find_map(|(entry, used)| match entry {
                 Entry::Call {

@@ -439,9 +439,10 @@ impl Slot {
                     .map(|answer| self.lane_answer(answer, &live))
             }
             None => {
+                // rmcp's client takes a map: parsed here, on this path only.
                 let mut params = CallToolRequestParams::new(tool.to_owned());
                 if let Some(arguments) = arguments {
-                    params = params.with_arguments(arguments);
+                    params = params.with_arguments(arguments.to_map());
                 }
                 tokio::time::timeout(timeout, live.peer.call_tool(params))
                     .await

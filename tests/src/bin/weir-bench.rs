@@ -83,7 +83,8 @@ fn echo_hi() -> CallToolRequestParams {
 async fn echo_from_host(host: &Host, n: usize) -> Result<()> {
     let caller = weir_host::gateway::Caller::new("bench");
     for _ in 0..n {
-        let args = json!({"message": "hi"}).as_object().cloned();
+        let args = weir_host::gateway::Arguments::parse(r#"{"message":"hi"}"#)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         weir_host::ToolGateway::call_tool(host.sessions(), &caller, "s", "echo", args)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
