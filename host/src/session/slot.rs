@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientRequest, ErrorCode, PingRequest, Tool};
-use rmcp::service::{ClientInitializeError, Peer, RoleClient, RunningService, ServiceError};
+use rmcp::service::{ClientInitializeError, RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,9 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::{Backoff, Verdict};
 use super::client::SessionClient;
-use super::lane::{Answer, Lane};
+use super::lane::Answer;
+use super::live::{Abandon, InFlight, Live, index_tools};
+use super::pinger::ping_while_idle;
 use super::process::{Launch, ServerProcess, StderrTail};
 use super::wire::{ProtocolFault, StdioWire, UNREADABLE};
 use crate::config::SessionSettings;
@@ -69,65 +71,6 @@ pub(crate) struct Slot {
     lost: AtomicBool,
     closing: CancellationToken,
 }
-
-/// An initialized session and the process behind it.
-pub(crate) struct Live {
-    peer: Peer<RoleClient>,
-    /// weir's own `tools/call` requests (stdio sessions).
-    lane: Option<Arc<Lane>>,
-    service: tokio::sync::Mutex<Option<RunningService<RoleClient, SessionClient>>>,
-    process: tokio::sync::Mutex<Option<ServerProcess>>,
-    pid: Option<u32>,
-    opened_at: Instant,
-    /// The MCP revision the server agreed to.
-    protocol: String,
-    stderr: StderrTail,
-    /// Why the session was ended for breaking the protocol, if it was.
-    fault: ProtocolFault,
-    /// Set when a health ping fails: the next caller recycles the session.
-    broken: AtomicBool,
-    tools: RwLock<Arc<BTreeMap<String, ToolInfo>>>,
-    tools_stale: Arc<AtomicBool>,
-    /// Calls in flight: the pool's load measure, the pinger's idle test.
-    in_flight: AtomicUsize,
-    /// A call was given up unanswered (timeout, or its run ended): a
-    /// `notifications/cancelled` was queued, which closing must not drop.
-    abandoned: AtomicBool,
-    /// Stops the health pinger when the session closes.
-    stop: CancellationToken,
-}
-
-/// Counts a call in flight for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Marks the session as having abandoned a call, unless disarmed (by the
-/// answer arriving) before it is dropped.
-struct Abandon<'a>(Option<&'a AtomicBool>);
-
-impl Drop for Abandon<'_> {
-    fn drop(&mut self) {
-        if let Some(flag) = self.0 {
-            flag.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Longest wait at close for the server to have read the cancellations
-/// weir queued.
-const CANCEL_FLUSH: Duration = Duration::from_millis(500);
 
 impl Slot {
     pub fn new(server: Arc<ServerShared>, closing: CancellationToken) -> Self {
@@ -466,45 +409,59 @@ impl Slot {
         let name = &self.server.name;
         match answer {
             Answer::Result(result) => Ok(result),
-            Answer::Error(error) => Err(self.describe_failure(ServiceError::McpError(error), live)),
+            Answer::Error(error) => Err(self.error_answer(error)),
             Answer::Malformed(what) => Err(CallError::Protocol(format!(
                 "server `{name}` answered the call with {what}"
             ))),
-            Answer::Closed => Err(self.describe_failure(ServiceError::TransportClosed, live)),
+            Answer::Closed => Err(self.closed_during_call(live)),
         }
     }
 
+    /// An rmcp call's failure (the HTTP path), as the caller gets it.
     fn describe_failure(&self, error: ServiceError, live: &Live) -> CallError {
-        let name = &self.server.name;
         match error {
-            ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS => {
-                CallError::InvalidArguments(format!("server `{name}`: {}", e.message))
-            }
-            ServiceError::McpError(e)
-                if e.data.as_ref().and_then(|d| d.as_str()) == Some(UNREADABLE) =>
-            {
-                CallError::Protocol(format!(
-                    "server `{name}` answered with something weir cannot read as MCP: {}",
-                    e.message
-                ))
-            }
-            ServiceError::McpError(e) => CallError::Protocol(format!(
-                "server `{name}` answered error {}: {}",
-                e.code.0, e.message
-            )),
+            ServiceError::McpError(e) => self.error_answer(e),
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-                match live.fault.lock().ok().and_then(|f| f.clone()) {
-                    Some(fault) => CallError::Protocol(format!(
-                        "server `{name}` wrote {fault}; its session was closed"
-                    )),
-                    None => CallError::Unavailable(format!(
-                        "server `{name}` closed the session during the call (did it exit?){}",
-                        live.stderr.describe()
-                    )),
-                }
+                self.closed_during_call(live)
             }
             ServiceError::Timeout { .. } => CallError::Timeout,
-            other => CallError::Protocol(format!("server `{name}`: {other}")),
+            other => CallError::Protocol(format!(
+                "server `{}`: {}",
+                self.server.name,
+                super::failure::without_type_names(&other.to_string())
+            )),
+        }
+    }
+
+    /// A JSON-RPC error the server answered a call with.
+    fn error_answer(&self, e: rmcp::model::ErrorData) -> CallError {
+        let name = &self.server.name;
+        if e.code == ErrorCode::INVALID_PARAMS {
+            CallError::InvalidArguments(format!("server `{name}`: {}", e.message))
+        } else if e.data.as_ref().and_then(|d| d.as_str()) == Some(UNREADABLE) {
+            CallError::Protocol(format!(
+                "server `{name}` answered with something weir cannot read as MCP: {}",
+                e.message
+            ))
+        } else {
+            CallError::Protocol(format!(
+                "server `{name}` answered error {}: {}",
+                e.code.0, e.message
+            ))
+        }
+    }
+
+    /// The session ended while a call waited for its answer.
+    fn closed_during_call(&self, live: &Live) -> CallError {
+        let name = &self.server.name;
+        match live.fault.lock().ok().and_then(|f| f.clone()) {
+            Some(fault) => CallError::Protocol(format!(
+                "server `{name}` wrote {fault}; its session was closed"
+            )),
+            None => CallError::Unavailable(format!(
+                "server `{name}` closed the session during the call (did it exit?){}",
+                live.stderr.describe()
+            )),
         }
     }
 
@@ -519,106 +476,4 @@ impl Slot {
                 .await;
         }
     }
-}
-
-impl Live {
-    fn alive(&self) -> bool {
-        !self.broken.load(Ordering::Acquire)
-            && !self.peer.is_transport_closed()
-            && self.lane.as_ref().is_none_or(|lane| lane.is_open())
-    }
-
-    fn fault_note(&self) -> String {
-        match self.fault.lock().ok().and_then(|f| f.clone()) {
-            Some(f) => format!(" (it wrote {f})"),
-            None => String::new(),
-        }
-    }
-
-    async fn tools(&self, server: &str) -> Arc<BTreeMap<String, ToolInfo>> {
-        if self.tools_stale.swap(false, Ordering::AcqRel) {
-            match self.peer.list_all_tools().await {
-                Ok(tools) => {
-                    let fresh = Arc::new(index_tools(server, tools));
-                    if let Ok(mut slot) = self.tools.write() {
-                        *slot = fresh.clone();
-                    }
-                    return fresh;
-                }
-                Err(error) => {
-                    tracing::warn!(server, %error, "cannot refresh the tool list; keeping the old one");
-                }
-            }
-        }
-        self.tools.read().map(|t| t.clone()).unwrap_or_default()
-    }
-
-    /// Closes the session (which closes the server's stdin), then ends the
-    /// process: see [`ServerProcess::terminate`].
-    async fn close(&self, server: &str, grace: Duration) {
-        self.stop.cancel();
-        if self.abandoned.load(Ordering::Relaxed) {
-            // Cancellations are queued notifications; closing now could
-            // drop them, leaving the server working on calls nobody wants.
-            // A ping queued behind them returns once they are written.
-            let ping = self
-                .peer
-                .send_request(ClientRequest::PingRequest(PingRequest::default()));
-            let _ = tokio::time::timeout(CANCEL_FLUSH.min(grace), ping).await;
-        }
-        if let Some(mut service) = self.service.lock().await.take() {
-            if let Err(error) = service.close_with_timeout(grace).await {
-                tracing::debug!(server, %error, "session did not close cleanly");
-            }
-            drop(service);
-        }
-        if let Some(process) = self.process.lock().await.take() {
-            process.terminate(server, grace).await;
-        }
-    }
-}
-
-/// Pings the session whenever it has been idle for `interval`; a failed
-/// ping marks it broken, so the next caller recycles it through the same
-/// single-flight path as a crash.
-async fn ping_while_idle(server: Arc<str>, live: Arc<Live>, interval: Duration, timeout: Duration) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = live.stop.cancelled() => return,
-        }
-        if live.in_flight.load(Ordering::Relaxed) > 0 {
-            continue;
-        }
-        let ping = live
-            .peer
-            .send_request(ClientRequest::PingRequest(PingRequest::default()));
-        let failure = match tokio::time::timeout(timeout, ping).await {
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {:.1} s", timeout.as_secs_f64()),
-        };
-        if live.stop.is_cancelled() {
-            return;
-        }
-        tracing::warn!(server = %server, %failure, "health ping failed; the session will be recycled");
-        live.broken.store(true, Ordering::Release);
-        return;
-    }
-}
-
-fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, ToolInfo> {
-    tools
-        .into_iter()
-        .map(|t| {
-            let info = ToolInfo {
-                server: server.to_owned(),
-                name: t.name.to_string(),
-                description: t.description.as_ref().map(|d| d.to_string()),
-                input_schema: serde_json::to_string(&*t.input_schema)
-                    .unwrap_or_else(|_| "{}".to_owned()),
-            };
-            (info.name.clone(), info)
-        })
-        .collect()
 }
