@@ -9,9 +9,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use crate::policy::{Policy, ToolPattern};
 
-use crate::policy::{Policy, PolicySpec, ToolPattern, positive_secs};
+mod expand;
+mod grants;
+mod raw;
+mod servers;
+mod settings;
+
+pub use expand::expand_vars;
 
 /// Name under which the embedded default server is offered.
 pub const BUILTIN_SERVER: &str = "builtin";
@@ -113,7 +119,7 @@ impl Default for HttpLimits {
     }
 }
 
-use crate::gateway::{ALIAS_SERVER, Alias};
+use crate::gateway::Alias;
 
 /// What the operator set for one plugin.
 #[derive(Debug, Clone, PartialEq)]
@@ -408,132 +414,6 @@ pub enum ConfigError {
     },
 }
 
-/// The file as serde reads it. Unknown keys in a server entry are tolerated
-/// (clients add their own, like `autoApprove`); unknown keys in weir's own
-/// section are typos and rejected.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawConfig {
-    #[serde(default, deserialize_with = "unique_keys")]
-    mcp_servers: BTreeMap<String, RawServer>,
-    #[serde(default)]
-    weir: RawWeir,
-}
-
-/// weir's own keys in a server entry are snake_case like the `weir`
-/// section; the camelCase spelling of `mcpServers` files is accepted too.
-#[derive(Debug, Deserialize)]
-struct RawServer {
-    command: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(default, deserialize_with = "unique_keys")]
-    env: BTreeMap<String, String>,
-    cwd: Option<String>,
-    url: Option<String>,
-    #[serde(default, deserialize_with = "unique_keys")]
-    headers: BTreeMap<String, String>,
-    #[serde(rename = "type")]
-    transport: Option<String>,
-    #[serde(default)]
-    disabled: bool,
-    #[serde(alias = "poolSize")]
-    pool_size: Option<usize>,
-    scope: Option<RawScope>,
-    #[serde(alias = "callTimeoutSecs")]
-    call_timeout_secs: Option<f64>,
-    #[serde(alias = "startupTimeoutSecs")]
-    startup_timeout_secs: Option<f64>,
-    #[serde(alias = "pingIntervalSecs")]
-    ping_interval_secs: Option<f64>,
-    #[serde(alias = "maxSessions")]
-    max_sessions: Option<usize>,
-    #[serde(flatten)]
-    other: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RawScope {
-    Shared,
-    Plugin,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeir {
-    /// Offer the embedded server as `builtin` (default true).
-    builtin: Option<bool>,
-    plugins_dir: Option<String>,
-    memory_limit_mb: Option<u64>,
-    deadline_secs: Option<f64>,
-    output_limit_bytes: Option<usize>,
-    max_concurrent_runs: Option<usize>,
-    instance_pool: Option<bool>,
-    call_timeout_secs: Option<f64>,
-    startup_timeout_secs: Option<f64>,
-    shutdown_grace_secs: Option<f64>,
-    backoff_base_secs: Option<f64>,
-    backoff_max_secs: Option<f64>,
-    circuit_threshold: Option<u32>,
-    circuit_cooldown_secs: Option<f64>,
-    /// Policy fields (see [`PolicySpec`]) for plugins not named below.
-    default_policy: Option<serde_json::Map<String, serde_json::Value>>,
-    scratch_root: Option<String>,
-    /// `weir serve`: pass upstream tools through as `server.tool`.
-    expose_upstream_tools: Option<bool>,
-    /// NAME -> "server/tool", or {"tool": "server/tool", "arguments": {…}}.
-    #[serde(default, deserialize_with = "unique_keys")]
-    aliases: BTreeMap<String, serde_json::Value>,
-    /// Compiled-plugin cache directory; `false` turns the cache off.
-    cache_dir: Option<serde_json::Value>,
-    /// Per plugin: policy fields, plus `sha256`.
-    #[serde(default, deserialize_with = "unique_keys")]
-    plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-    plugin_size_limit_mb: Option<u64>,
-    http_header_timeout_secs: Option<f64>,
-    http_body_timeout_secs: Option<f64>,
-    http_idle_timeout_secs: Option<f64>,
-    http_max_connections: Option<usize>,
-    http_max_sessions: Option<usize>,
-    http_session_idle_secs: Option<f64>,
-    http_max_body_bytes: Option<usize>,
-}
-
-/// A JSON object read into a map, refusing a key given twice: serde's own
-/// maps keep the last silently, so `"a"` twice in `mcpServers` would drop
-/// a server without a word.
-fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    V: Deserialize<'de>,
-{
-    struct Unique<V>(std::marker::PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
-        type Value = BTreeMap<String, V>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if out.contains_key(&key) {
-                    return Err(serde::de::Error::custom(format!(
-                        "the key `{key}` is given twice (the second would silently replace the first)"
-                    )));
-                }
-                let value = map.next_value()?;
-                out.insert(key, value);
-            }
-            Ok(out)
-        }
-    }
-    deserializer.deserialize_map(Unique(std::marker::PhantomData))
-}
-
 impl Config {
     /// Reads and checks a configuration file, expanding `${VAR}` from the
     /// process environment.
@@ -547,646 +427,85 @@ impl Config {
 
     /// Checks a configuration given as text. `path` is used for messages and
     /// to resolve relative paths; `env` looks up `${VAR}` references.
+    /// Parse, then validate: the raw file, then each concern in its own
+    /// reader — servers, host settings, grants — under one error context.
     pub fn from_json(
         path: &Path,
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let invalid = |location: String, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            location,
-            message,
+        let ctx = Ctx {
+            path,
+            base: path.parent().unwrap_or(Path::new(".")),
+            env: &env,
         };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                invalid(
-                    format!("line {}, column {}", inner.line(), inner.column()),
-                    strip_position(&inner.to_string()),
-                )
-            } else {
-                let at = e.path().to_string();
-                let at = if at == "." {
-                    "top level".to_owned()
-                } else {
-                    at
-                };
-                invalid(at, strip_position(&inner.to_string()))
-            }
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-
-        let mut servers = BTreeMap::new();
-        if raw.weir.builtin.unwrap_or(true) {
-            servers.insert(
-                BUILTIN_SERVER.to_owned(),
-                ServerConfig::new(Transport::Builtin),
-            );
-        }
-        for (name, server) in raw.mcp_servers {
-            let at = |field: &str| format!("mcpServers.{name}{field}");
-            if !valid_server_name(&name) {
-                return Err(invalid(
-                    at(""),
-                    "a server name must be 1-64 letters, digits, '-' or '_'".into(),
-                ));
-            }
-            if name == BUILTIN_SERVER {
-                return Err(invalid(
-                    at(""),
-                    format!(
-                        "`{BUILTIN_SERVER}` is the name of weir's embedded server; give this \
-                         server another name (weir.builtin = false turns the embedded one off)"
-                    ),
-                ));
-            }
-            if name == ALIAS_SERVER {
-                return Err(invalid(
-                    at(""),
-                    format!("`{ALIAS_SERVER}` is reserved: plugins call aliases through it"),
-                ));
-            }
-            if server.disabled {
-                servers.remove(&name);
-                continue;
-            }
-            for key in server.other.keys() {
-                tracing::debug!(server = %name, key = %key, "ignoring config key weir does not use");
-            }
-            let expand_at = |field: String, value: &str| {
-                expand_vars(value, &env).map_err(|message| invalid(field, message))
-            };
-            // Where secrets are: every `${VAR}` value, registered so that
-            // nothing weir prints shows it.
-            let secret_env = |name: &str| {
-                let value = env(name);
-                if let Some(v) = &value {
-                    crate::redact::register(v);
-                }
-                value
-            };
-            let expand_secret = |field: String, value: &str| {
-                expand_vars(value, secret_env).map_err(|message| invalid(field, message))
-            };
-            let transport = match (server.transport.as_deref(), &server.url, &server.command) {
-                (Some("sse"), _, _) => {
-                    return Err(invalid(
-                        at(".type"),
-                        "the legacy HTTP+SSE transport is not supported; point \"url\" at the \
-                         server's streamable HTTP endpoint (usually /mcp) instead"
-                            .into(),
-                    ));
-                }
-                (Some(t), _, _)
-                    if !matches!(t, "stdio" | "http" | "streamable-http" | "streamableHttp") =>
-                {
-                    return Err(invalid(
-                        at(".type"),
-                        format!("unknown transport \"{t}\"; use \"stdio\" or \"http\""),
-                    ));
-                }
-                (_, Some(_), Some(_)) => {
-                    return Err(invalid(
-                        at(""),
-                        "give either \"command\" or \"url\", not both".into(),
-                    ));
-                }
-                (_, Some(url), None) => {
-                    let url = expand_secret(at(".url"), url.trim())?;
-                    let url = parse_url(&url).map_err(|m| invalid(at(".url"), m))?;
-                    crate::redact::register_url(&url);
-                    let mut headers = http::HeaderMap::new();
-                    for (k, v) in &server.headers {
-                        let value = expand_secret(at(&format!(".headers.{k}")), v)?;
-                        crate::redact::register(&value);
-                        let (name, value) = parse_header(k, &value)
-                            .map_err(|m| invalid(at(&format!(".headers.{k}")), m))?;
-                        headers.append(name, value);
-                    }
-                    Transport::Http(HttpServer { url, headers })
-                }
-                (_, None, command) => {
-                    let (command, written) = match command.as_deref().map(str::trim) {
-                        Some(c) if !c.is_empty() => (expand_secret(at(".command"), c)?, c),
-                        _ => {
-                            return Err(invalid(at(""), "missing \"command\" (or \"url\")".into()));
-                        }
-                    };
-                    let args = server
-                        .args
-                        .iter()
-                        .enumerate()
-                        .map(|(i, a)| expand_secret(at(&format!(".args[{i}]")), a))
-                        .collect::<Result<_, _>>()?;
-                    // A server's environment is where MCP configs put
-                    // tokens, written out or not: every value is a secret.
-                    let env_vars = server
-                        .env
-                        .iter()
-                        .map(|(k, v)| {
-                            let value = expand_secret(at(&format!(".env.{k}")), v)?;
-                            crate::redact::register(&value);
-                            Ok((k.clone(), value))
-                        })
-                        .collect::<Result<_, ConfigError>>()?;
-                    let shown = crate::redact::scrub(
-                        &std::iter::once(written)
-                            .chain(server.args.iter().map(String::as_str))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                    let cwd = server
-                        .cwd
-                        .as_deref()
-                        .map(|c| expand_at(at(".cwd"), c).map(|c| base.join(c)))
-                        .transpose()?;
-                    Transport::Stdio(StdioServer {
-                        command,
-                        args,
-                        env: env_vars,
-                        cwd,
-                        shown,
-                    })
-                }
-            };
-            let mut entry = ServerConfig::new(transport);
-            if let Some(n) = server.pool_size {
-                if !(1..=64).contains(&n) {
-                    return Err(invalid(
-                        at(".pool_size"),
-                        format!("{n} is out of range 1..=64"),
-                    ));
-                }
-                entry.pool_size = n;
-            }
-            if let Some(n) = server.max_sessions {
-                if !(1..=1024).contains(&n) {
-                    return Err(invalid(
-                        at(".max_sessions"),
-                        format!("{n} is out of range 1..=1024"),
-                    ));
-                }
-                entry.max_sessions = n;
-            }
-            if entry.max_sessions < entry.pool_size {
-                return Err(invalid(
-                    at(".max_sessions"),
-                    format!(
-                        "{} is less than pool_size {}: not even one plugin's pool would fit",
-                        entry.max_sessions, entry.pool_size
-                    ),
-                ));
-            }
-            entry.scope = match server.scope {
-                None | Some(RawScope::Shared) => Scope::Shared,
-                Some(RawScope::Plugin) => Scope::Plugin,
-            };
-            let optional_secs = |field: &str, value: Option<f64>| {
-                value
-                    .map(|s| {
-                        positive_secs(s).ok_or_else(|| {
-                            invalid(
-                                at(&format!(".{field}")),
-                                format!("{s} is not a positive number of seconds"),
-                            )
-                        })
-                    })
-                    .transpose()
-            };
-            entry.call_timeout = optional_secs("call_timeout_secs", server.call_timeout_secs)?;
-            entry.startup_timeout =
-                optional_secs("startup_timeout_secs", server.startup_timeout_secs)?;
-            entry.ping_interval = optional_secs("ping_interval_secs", server.ping_interval_secs)?;
-            servers.insert(name, entry);
-        }
-
-        let w = &raw.weir;
-        let mut limits = RunLimits::default();
-        let mut sessions = SessionSettings::default();
-        if let Some(mb) = w.memory_limit_mb {
-            if !(1..=4096).contains(&mb) {
-                return Err(invalid(
-                    "weir.memory_limit_mb".into(),
-                    format!("{mb} is out of range 1..=4096"),
-                ));
-            }
-            limits.memory_bytes = (mb as usize) << 20;
-        }
-        let secs = |field: &str, value: Option<f64>, slot: &mut Duration| {
-            if let Some(s) = value {
-                *slot = positive_secs(s).ok_or_else(|| {
-                    invalid(
-                        format!("weir.{field}"),
-                        format!("{s} is not a positive number of seconds"),
-                    )
-                })?;
-            }
-            Ok::<_, ConfigError>(())
-        };
-        secs("deadline_secs", w.deadline_secs, &mut limits.deadline)?;
-        secs(
-            "call_timeout_secs",
-            w.call_timeout_secs,
-            &mut sessions.call_timeout,
-        )?;
-        secs(
-            "startup_timeout_secs",
-            w.startup_timeout_secs,
-            &mut sessions.startup_timeout,
-        )?;
-        secs(
-            "shutdown_grace_secs",
-            w.shutdown_grace_secs,
-            &mut sessions.shutdown_grace,
-        )?;
-        secs(
-            "backoff_base_secs",
-            w.backoff_base_secs,
-            &mut sessions.backoff_base,
-        )?;
-        secs(
-            "backoff_max_secs",
-            w.backoff_max_secs,
-            &mut sessions.backoff_max,
-        )?;
-        secs(
-            "circuit_cooldown_secs",
-            w.circuit_cooldown_secs,
-            &mut sessions.circuit_cooldown,
-        )?;
-        if let Some(n) = w.circuit_threshold {
-            if n == 0 {
-                return Err(invalid(
-                    "weir.circuit_threshold".into(),
-                    "must be at least 1".into(),
-                ));
-            }
-            sessions.circuit_threshold = n;
-        }
-        if let Some(n) = w.output_limit_bytes {
-            limits.output_bytes = n;
-        }
-        if let Some(pool) = w.instance_pool {
-            limits.instance_pool = pool;
-        }
-        if let Some(n) = w.max_concurrent_runs {
-            if !(1..=10_000).contains(&n) {
-                return Err(invalid(
-                    "weir.max_concurrent_runs".into(),
-                    format!("{n} is out of range 1..=10000"),
-                ));
-            }
-            limits.max_concurrent_runs = n;
-        }
-        let mut plugin_size_limit = DEFAULT_MAX_PLUGIN_BYTES;
-        if let Some(mb) = w.plugin_size_limit_mb {
-            if !(1..=4096).contains(&mb) {
-                return Err(invalid(
-                    "weir.plugin_size_limit_mb".into(),
-                    format!("{mb} is out of range 1..=4096"),
-                ));
-            }
-            plugin_size_limit = mb << 20;
-        }
-        let mut http = HttpLimits::default();
-        secs(
-            "http_header_timeout_secs",
-            w.http_header_timeout_secs,
-            &mut http.header_timeout,
-        )?;
-        secs(
-            "http_body_timeout_secs",
-            w.http_body_timeout_secs,
-            &mut http.body_timeout,
-        )?;
-        secs(
-            "http_idle_timeout_secs",
-            w.http_idle_timeout_secs,
-            &mut http.idle_timeout,
-        )?;
-        secs(
-            "http_session_idle_secs",
-            w.http_session_idle_secs,
-            &mut http.session_idle,
-        )?;
-        let count = |field: &str,
-                     value: Option<usize>,
-                     range: std::ops::RangeInclusive<usize>,
-                     slot: &mut usize| {
-            if let Some(n) = value {
-                if !range.contains(&n) {
-                    return Err(invalid(
-                        format!("weir.{field}"),
-                        format!("{n} is out of range {}..={}", range.start(), range.end()),
-                    ));
-                }
-                *slot = n;
-            }
-            Ok(())
-        };
-        count(
-            "http_max_connections",
-            w.http_max_connections,
-            1..=1_000_000,
-            &mut http.max_connections,
-        )?;
-        count(
-            "http_max_sessions",
-            w.http_max_sessions,
-            1..=1_000_000,
-            &mut http.max_sessions,
-        )?;
-        count(
-            "http_max_body_bytes",
-            w.http_max_body_bytes,
-            1024..=(1 << 30),
-            &mut http.max_body_bytes,
-        )?;
-        let plugins_dir = w
-            .plugins_dir
-            .as_deref()
-            .map(|d| expand_vars(d, &env).map(|d| base.join(d)))
-            .transpose()
-            .map_err(|m| invalid("weir.plugins_dir".into(), m))?;
-
-        let builtin_grant = base_policy(&limits, raw.weir.builtin.unwrap_or(true));
-        let default_policy = match &w.default_policy {
-            None => builtin_grant,
-            Some(fields) => policy_spec(fields, "weir.default_policy", &invalid)?
-                .over(&builtin_grant)
-                .map_err(|m| invalid("weir.default_policy".into(), m))?,
-        };
-        let mut aliases = BTreeMap::new();
-        for (name, value) in &w.aliases {
-            let at = format!("weir.aliases.{name}");
-            let alias = parse_alias(name, value, &servers).map_err(|m| invalid(at, m))?;
-            aliases.insert(name.clone(), alias);
-        }
-        let mut plugins = BTreeMap::new();
-        for (name, fields) in &w.plugins {
-            let at = format!("weir.plugins.{name}");
-            let mut fields = fields.clone();
-            let sha256 = match fields.remove("sha256") {
-                None => None,
-                Some(serde_json::Value::String(h))
-                    if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) =>
-                {
-                    Some(h.to_ascii_lowercase())
-                }
-                Some(other) => {
-                    return Err(invalid(
-                        format!("{at}.sha256"),
-                        format!("{other} is not 64 hex digits"),
-                    ));
-                }
-            };
-            let policy = policy_spec(&fields, &at, &invalid)?
-                .over(&default_policy)
-                .map_err(|m| invalid(at.clone(), m))?;
-            if policy.memory_bytes > limits.memory_bytes {
-                return Err(invalid(
-                    format!("{at}.memory_limit_mb"),
-                    format!(
-                        "{} MiB is above the host-wide memory_limit_mb of {} MiB",
-                        policy.memory_bytes >> 20,
-                        limits.memory_bytes >> 20
-                    ),
-                ));
-            }
-            plugins.insert(name.clone(), PluginGrant { policy, sha256 });
-        }
-
-        let cache_dir = match &w.cache_dir {
-            None => default_cache_dir(),
-            Some(serde_json::Value::Bool(false)) => None,
-            Some(serde_json::Value::String(dir)) => Some(
-                base.join(expand_vars(dir, &env).map_err(|m| invalid("weir.cache_dir".into(), m))?),
-            ),
-            Some(other) => {
-                return Err(invalid(
-                    "weir.cache_dir".into(),
-                    format!("{other} is neither a directory nor false"),
-                ));
-            }
-        };
-
+        let raw = raw::parse(text, &ctx)?;
+        let builtin = raw.weir.builtin.unwrap_or(true);
+        let expose_upstream_tools = raw.weir.expose_upstream_tools.unwrap_or(false);
+        let settings = settings::read(&raw.weir, &ctx)?;
+        let servers = servers::read(raw.mcp_servers, builtin, &ctx)?;
+        let grants = grants::read(&raw.weir, &servers, &settings.limits, builtin, &ctx)?;
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
-            plugins_dir,
-            limits,
-            sessions,
-            default_policy,
-            plugins,
-            cache_dir,
-            scratch_root: w
-                .scratch_root
-                .as_deref()
-                .map(|d| expand_vars(d, &env).map(|d| base.join(d)))
-                .transpose()
-                .map_err(|m| invalid("weir.scratch_root".into(), m))?,
-            expose_upstream_tools: w.expose_upstream_tools.unwrap_or(false),
-            aliases,
-            plugin_size_limit,
-            http,
+            plugins_dir: settings.plugins_dir,
+            limits: settings.limits,
+            sessions: settings.sessions,
+            default_policy: grants.default_policy,
+            plugins: grants.plugins,
+            cache_dir: settings.cache_dir,
+            scratch_root: settings.scratch_root,
+            expose_upstream_tools,
+            aliases: grants.aliases,
+            plugin_size_limit: settings.plugin_size_limit,
+            http: settings.http,
         })
     }
 }
 
-/// A URL weir can connect to: http or https, and naming a host. Errors
-/// never quote it: a URL can carry a key in its query.
-fn parse_url(url: &str) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the URL's scheme is {:?}; use an http:// or https:// URL",
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL names no host".into());
-    }
-    Ok(parsed)
+/// Where a config is being read — its file (which every error names), its
+/// directory (relative paths resolve against it) and the environment its
+/// `${VAR}`s come from: the one context every reader reports through.
+pub(crate) struct Ctx<'a> {
+    path: &'a Path,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// A header weir can send: a valid name, and a value without line breaks.
-/// The value is marked sensitive, so no HTTP library logs it.
-fn parse_header(name: &str, value: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
-    let name = http::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
-    let mut value = http::HeaderValue::from_str(value)
-        .map_err(|_| "the value has characters an HTTP header cannot carry".to_owned())?;
-    value.set_sensitive(true);
-    Ok((name, value))
-}
+impl Ctx<'_> {
+    /// The error for the value at `location`.
+    fn invalid(&self, location: String, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            location,
+            message,
+        }
+    }
 
-/// Reads policy fields, naming the field of any error.
-fn policy_spec(
-    fields: &serde_json::Map<String, serde_json::Value>,
-    at: &str,
-    invalid: &impl Fn(String, String) -> ConfigError,
-) -> Result<PolicySpec, ConfigError> {
-    serde_path_to_error::deserialize(serde_json::Value::Object(fields.clone())).map_err(|e| {
-        let path = e.path().to_string();
-        let location = if path == "." {
-            at.to_owned()
-        } else {
-            format!("{at}.{path}")
+    /// `value` with its `${VAR}`s expanded.
+    fn expand_plain(&self, value: &str) -> Result<String, String> {
+        expand_vars(value, self.env)
+    }
+
+    /// [`Ctx::expand_plain`], the error naming `field`.
+    fn expand(&self, field: String, value: &str) -> Result<String, ConfigError> {
+        self.expand_plain(value)
+            .map_err(|message| self.invalid(field, message))
+    }
+
+    /// [`Ctx::expand`] for a value that may carry a secret: every
+    /// `${VAR}`'s value is registered with [`crate::redact`], so that
+    /// nothing weir prints shows it.
+    fn expand_secret(&self, field: String, value: &str) -> Result<String, ConfigError> {
+        let env = |name: &str| {
+            let value = (self.env)(name);
+            if let Some(v) = &value {
+                crate::redact::register(v);
+            }
+            value
         };
-        invalid(location, strip_position(&e.inner().to_string()))
-    })
-}
-
-/// One alias: `"server/tool"` or `{"tool": "server/tool", "arguments": {…}}`,
-/// pointing at a configured server.
-fn parse_alias(
-    name: &str,
-    value: &serde_json::Value,
-    servers: &BTreeMap<String, ServerConfig>,
-) -> Result<Alias, String> {
-    if !valid_server_name(name) {
-        return Err("an alias name must be 1-64 letters, digits, '-' or '_'".into());
+        expand_vars(value, env).map_err(|message| self.invalid(field, message))
     }
-    let (target, arguments) = match value {
-        serde_json::Value::String(target) => (target.as_str(), serde_json::Map::new()),
-        serde_json::Value::Object(map) => {
-            if let Some(key) = map.keys().find(|k| *k != "tool" && *k != "arguments") {
-                return Err(format!(
-                    "unknown field `{key}` (expected `tool`, `arguments`)"
-                ));
-            }
-            let target = map
-                .get("tool")
-                .and_then(serde_json::Value::as_str)
-                .ok_or("missing \"tool\": \"server/tool\"")?;
-            let arguments = match map.get("arguments") {
-                None => serde_json::Map::new(),
-                Some(serde_json::Value::Object(args)) => args.clone(),
-                Some(_) => return Err("\"arguments\" must be an object".into()),
-            };
-            (target, arguments)
-        }
-        _ => {
-            return Err(
-                "give \"server/tool\", or {\"tool\": \"server/tool\", \"arguments\": {…}}".into(),
-            );
-        }
-    };
-    let (server, tool) = target
-        .split_once('/')
-        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
-        .ok_or_else(|| format!("{target:?} is not `server/tool`"))?;
-    if !servers.contains_key(server) {
-        let known: Vec<&str> = servers.keys().map(String::as_str).collect();
-        return Err(format!(
-            "alias `{name}` points to server `{server}`, which is not configured (configured: {})",
-            known.join(", ")
-        ));
-    }
-    Ok(Alias {
-        server: server.to_owned(),
-        tool: tool.to_owned(),
-        arguments,
-    })
-}
-
-fn valid_server_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// serde_json appends "at line L column C" to its messages; the location is
-/// reported separately, so drop it.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// Expands `${VAR}`, `${env:VAR}` (VS Code's spelling) and `${VAR:-default}`,
-/// where the default may itself hold references (`${A:-${B}}`, as in a
-/// shell); `$$` is a literal `$`. A variable that is unset and has no
-/// default is an error: a server started with an empty token fails later,
-/// and less clearly.
-pub fn expand_vars(input: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    expand_nested(input, input, &env, 0)
-}
-
-/// How deep defaults may nest: past this it is a mistake, not a config.
-const MAX_VAR_NESTING: usize = 8;
-
-fn expand_nested(
-    input: &str,
-    whole: &str,
-    env: &impl Fn(&str) -> Option<String>,
-    depth: usize,
-) -> Result<String, String> {
-    if depth > MAX_VAR_NESTING {
-        return Err(format!(
-            "defaults nest more than {MAX_VAR_NESTING} deep in {whole:?}"
-        ));
-    }
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end =
-                closing_brace(body).ok_or_else(|| format!("unterminated \"${{\" in {whole:?}"))?;
-            let expr = &body[..end];
-            let expr = expr.strip_prefix("env:").unwrap_or(expr);
-            let (name, default) = match expr.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (expr, None),
-            };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("\"${{{expr}}}\" is not a valid variable reference"));
-            }
-            match (env(name), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(&expand_nested(d, whole, env, depth + 1)?),
-                (None, None) => {
-                    return Err(format!("environment variable {name} is not set"));
-                }
-            }
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Where the `}` closing a `${` is in `body` (the text after the `${`),
-/// counting the `${ … }` pairs nested inside it.
-fn closing_brace(body: &str) -> Option<usize> {
-    let bytes = body.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 #[cfg(test)]
