@@ -6,11 +6,10 @@
 mod support;
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use serde_json::{Value, json};
 use support::serve::{plugins_dir, raw_http};
@@ -27,25 +26,7 @@ fn rules() -> Value {
 }
 
 async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> String {
-    let mut params = CallToolRequestParams::new(tool.to_owned());
-    if let Value::Object(map) = args {
-        params = params.with_arguments(map);
-    }
-    match client.peer().call_tool(params).await {
-        Ok(result) => {
-            let text: String = result
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect();
-            if result.is_error == Some(true) {
-                format!("error: {text}")
-            } else {
-                text
-            }
-        }
-        Err(e) => format!("mcp error: {e}"),
-    }
+    support::mcp::call_text(client.peer(), tool, args).await
 }
 
 /// A metric's value in OpenMetrics text (0 when the series is absent).
@@ -96,27 +77,19 @@ async fn pass_through_and_plugin_calls_meet_the_same_rules() {
         .expect("start weir serve");
     let stdout = child.stdout.take().expect("stdout");
     let stdin = child.stdin.take().expect("stdin");
-    let stderr = child.stderr.take().expect("stderr");
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn({
-        let log = log.clone();
-        async move {
-            use tokio::io::AsyncBufReadExt;
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            let mut metrics_tx = Some(metrics_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("metrics at http://")
-                    && let Some(tx) = metrics_tx.take()
-                {
-                    let _ = tx.send(line[at + "metrics at http://".len()..].to_owned());
-                }
-                log.lock().expect("log").push(line);
-            }
-        }
-    });
+    let log = support::mcp::keep_lines(child.stderr.take().expect("stderr"));
     let client = ().serve((stdout, stdin)).await.expect("initialize");
-    let metrics_url = metrics_rx.await.expect("the metrics address");
+    let metrics_at = |log: &Mutex<Vec<String>>| {
+        log.lock().expect("log").iter().find_map(|l| {
+            let at = l.find("metrics at http://")? + "metrics at http://".len();
+            Some(l[at..].to_owned())
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || metrics_at(&log).is_some()),
+        "weir serve names its metrics address"
+    );
+    let metrics_url = metrics_at(&log).expect("the metrics address");
 
     let long = "x".repeat(400);
     let huge = "y".repeat(2000);

@@ -14,6 +14,29 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `weir run testbed` on `input` under `config`, recorded into
+/// `recording`; its output must be `want`.
+fn record(config: &std::path::Path, input: &str, recording: &std::path::Path, want: &str) {
+    let testbed = plugin_path("testbed");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let out = weir(&[
+        "run",
+        &path(&testbed),
+        "--input",
+        input,
+        "--config",
+        &path(config),
+        "--record",
+        &path(recording),
+    ]);
+    assert_eq!(
+        stdout(&out),
+        want,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_recorded_run_replays_without_its_server() {
     let scratch = Scratch::new("replay");
@@ -24,22 +47,7 @@ fn a_recorded_run_replays_without_its_server() {
     let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
 
     let input = r#"call:test:echo:{"message":"rec"}"#;
-    let out = weir(&[
-        "run",
-        testbed,
-        "--input",
-        input,
-        "--config",
-        &s(&config),
-        "--record",
-        &s(&recording),
-    ]);
-    assert_eq!(
-        stdout(&out),
-        "ok:rec\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    record(&config, input, &recording, "ok:rec\n");
     assert_eq!(scratch.sessions().len(), 1);
     let lines = std::fs::read_to_string(&recording).expect("recording written");
     assert_eq!(lines.lines().count(), 3, "run, call, output:\n{lines}");
@@ -121,22 +129,7 @@ fn a_replay_needs_no_config() {
     let testbed = testbed.to_str().expect("utf-8");
     let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
     let input = r#"call:test:echo:{"message":"granted"}"#;
-    let out = weir(&[
-        "run",
-        testbed,
-        "--input",
-        input,
-        "--config",
-        &s(&config),
-        "--record",
-        &s(&recording),
-    ]);
-    assert_eq!(
-        stdout(&out),
-        "ok:granted\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    record(&config, input, &recording, "ok:granted\n");
     let first = std::fs::read_to_string(&recording).expect("recording");
     assert!(
         first

@@ -264,9 +264,6 @@ async fn connect(
     (client, child)
 }
 
-/// What `weir serve` logged so far, line by line.
-type Log = Arc<std::sync::Mutex<Vec<String>>>;
-
 /// [`connect`], keeping weir's log (and passing it on to the test's
 /// stderr).
 async fn connect_logged(
@@ -275,7 +272,7 @@ async fn connect_logged(
 ) -> (
     RunningService<RoleClient, Watcher>,
     tokio::process::Child,
-    Log,
+    support::mcp::Log,
 ) {
     let mut child = tokio::process::Command::new(WEIR)
         .args(args)
@@ -288,19 +285,7 @@ async fn connect_logged(
         .expect("start weir serve");
     let stdout = child.stdout.take().expect("stdout");
     let stdin = child.stdin.take().expect("stdin");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Log::default();
-    tokio::spawn({
-        let log = log.clone();
-        async move {
-            use tokio::io::AsyncBufReadExt;
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("{line}");
-                log.lock().expect("log").push(line);
-            }
-        }
-    });
+    let log = support::mcp::keep_lines(child.stderr.take().expect("stderr"));
     let client = watcher
         .serve((stdout, stdin))
         .await
@@ -334,25 +319,7 @@ async fn tool_names(client: &RunningService<RoleClient, Watcher>) -> Vec<String>
 }
 
 async fn call(client: &RunningService<RoleClient, Watcher>, tool: &str, args: Value) -> String {
-    let mut params = CallToolRequestParams::new(tool.to_owned());
-    if let Value::Object(map) = args {
-        params = params.with_arguments(map);
-    }
-    match client.peer().call_tool(params).await {
-        Ok(result) => {
-            let text: String = result
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect();
-            if result.is_error == Some(true) {
-                format!("error: {text}")
-            } else {
-                text
-            }
-        }
-        Err(e) => format!("protocol error: {e}"),
-    }
+    support::mcp::call_text(client.peer(), tool, args).await
 }
 
 /// Calls `testbed` with `input` on a task of its own.

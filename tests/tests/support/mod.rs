@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod mcp;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
