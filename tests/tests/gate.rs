@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use rmcp::ServiceExt;
 use rmcp::service::{RoleClient, RunningService};
 use serde_json::{Value, json};
 use support::serve::{plugins_dir, raw_http};
-use support::{Scratch, WEIR, wait_for};
+use support::{Scratch, wait_for};
 
 /// The same rules for the plugins' callers and for the clients' calls.
 fn rules() -> Value {
@@ -63,18 +62,16 @@ async fn pass_through_and_plugin_calls_meet_the_same_rules() {
         }),
         json!({}),
     );
-    let mut child = tokio::process::Command::new(WEIR)
-        .args(["serve", "--stdio", "--metrics", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--plugins")
-        .arg(&plugins)
-        .env("RUST_LOG", "weir::audit=info,weir=warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start weir serve");
+    let args = ["serve", "--stdio", "--metrics", "127.0.0.1:0", "--config"]
+        .map(std::ffi::OsStr::new)
+        .into_iter()
+        .chain([
+            config.as_os_str(),
+            "--plugins".as_ref(),
+            plugins.as_os_str(),
+        ])
+        .collect::<Vec<_>>();
+    let mut child = support::mcp::spawn_weir(&args, "weir::audit=info,weir=warn");
     let stdout = child.stdout.take().expect("stdout");
     let stdin = child.stdin.take().expect("stdin");
     let log = support::mcp::keep_lines(child.stderr.take().expect("stderr"));

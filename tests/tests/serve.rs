@@ -274,15 +274,8 @@ async fn connect_logged(
     tokio::process::Child,
     support::mcp::Log,
 ) {
-    let mut child = tokio::process::Command::new(WEIR)
-        .args(args)
-        .env("RUST_LOG", "weir_host=info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start weir serve");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut child = support::mcp::spawn_weir(&args, "weir_host=info");
     let stdout = child.stdout.take().expect("stdout");
     let stdin = child.stdin.take().expect("stdin");
     let log = support::mcp::keep_lines(child.stderr.take().expect("stderr"));

@@ -31,6 +31,21 @@ pub async fn call_text(peer: &Peer<RoleClient>, tool: &str, args: Value) -> Stri
     }
 }
 
+/// `weir ARGS` with `RUST_LOG=log` and its stdin, stdout and stderr
+/// piped, for an MCP client to speak to over stdio; killed if the test
+/// ends first.
+pub fn spawn_weir(args: &[&std::ffi::OsStr], log: &str) -> tokio::process::Child {
+    tokio::process::Command::new(super::WEIR)
+        .args(args)
+        .env("RUST_LOG", log)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start weir")
+}
+
 /// Lines a child wrote, kept as they come.
 pub type Log = Arc<Mutex<Vec<String>>>;
 
