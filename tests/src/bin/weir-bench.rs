@@ -1140,40 +1140,55 @@ async fn main() -> Result<()> {
     tokio::spawn(bench_main()).await?
 }
 
+/// weir's benchmarks: every figure measured side by side in one run.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Shorten every part (fewer rounds and calls).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Run this part only.
+    #[arg(long, value_enum, value_name = "PART")]
+    only: Option<Part>,
+    /// Time one side of the overhead benchmark alone (20,000 calls), for a
+    /// profiler: plugin, gateway, direct, instantiate, xthread-plugin,
+    /// xthread-gateway. WEIR_BENCH_SERVER=everything runs it against
+    /// server-everything.
+    #[arg(long, value_name = "SIDE")]
+    profile: Option<String>,
+}
+
+/// The parts of the benchmark, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Overhead,
+    Storm,
+    Instantiation,
+    Scale,
+    Python,
+    Serve,
+    Guests,
+}
+
 async fn bench_main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
+    let args = <Args as clap::Parser>::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let scratch = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut bench = Bench {
-        quick,
+        quick: args.quick,
         root: root.clone(),
         scratch: scratch.clone(),
         report: Vec::new(),
         json: Default::default(),
     };
-    // `--only PART` (overhead, storm, instantiation, scale, python, serve,
-    // guests) runs one part.
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let wanted = |part: Part| args.only.is_none_or(|o| o == part);
     let everything = everything_bin(&root)?;
     let test_server = sibling("weir-test-server")?;
     println!("{:<58} {:>22}   note", "benchmark", "figure");
-    if let Some(side) = args
-        .iter()
-        .position(|a| a == "--profile")
-        .and_then(|i| args.get(i + 1))
-    {
+    if let Some(side) = &args.profile {
         // WEIR_BENCH_SERVER=everything: against server-everything instead.
         let server: (&Path, &[&str]) = match std::env::var("WEIR_BENCH_SERVER").as_deref() {
             Ok("everything") => (&everything, &["stdio"]),
@@ -1181,33 +1196,33 @@ async fn bench_main() -> Result<()> {
         };
         return bench.profile(side, server, 20_000).await;
     }
-    if wanted("overhead") {
+    if wanted(Part::Overhead) {
         bench.sandbox_overhead().await?;
         bench
             .overhead("everything", &everything, &["stdio"])
             .await?;
         bench.overhead("test-server", &test_server, &[]).await?;
     }
-    if wanted("storm") {
+    if wanted(Part::Storm) {
         bench.storm(&everything).await?;
     }
-    if wanted("instantiation") {
+    if wanted(Part::Instantiation) {
         bench.instantiation().await?;
     }
-    if wanted("scale") {
+    if wanted(Part::Scale) {
         bench.scale().await?;
     }
-    if wanted("python") {
+    if wanted(Part::Python) {
         bench.python(&everything).await?;
     }
-    if wanted("serve") {
+    if wanted(Part::Serve) {
         bench.serve(&test_server).await?;
     }
-    if wanted("guests") {
+    if wanted(Part::Guests) {
         bench.guests(&test_server).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    if let Some(out) = out {
+    if let Some(out) = &args.out {
         bench.json.insert("table".into(), json!(bench.report));
         std::fs::write(&out, serde_json::to_vec_pretty(&Value::Object(bench.json))?)?;
         println!("\nJSON written to {}", out.display());
