@@ -603,8 +603,13 @@ async fn replay_one(
     path: &std::path::Path,
 ) -> Result<Option<String>> {
     let entries = recording::read(path)?;
-    let (plugin_name, input) = match entries.first() {
-        Some(recording::Entry::Run { plugin, input, .. }) => (plugin.clone(), input.clone()),
+    let (plugin_name, input, allow) = match entries.first() {
+        Some(recording::Entry::Run {
+            plugin,
+            input,
+            allow,
+            ..
+        }) => (plugin.clone(), input.clone(), allow.clone()),
         _ => anyhow::bail!("no run line"),
     };
     let expected = entries
@@ -621,11 +626,20 @@ async fn replay_one(
     } else {
         plugin_name
     };
-    let plugin = tokio::task::block_in_place(|| host.load(&spec))?;
-    let replayer = Arc::new(recording::Replayer::new(
-        &entries,
-        host.config().aliases.clone(),
-    ));
+    // Under the grants and aliases the recording was made under, when it
+    // carries them, like `weir run --replay`.
+    let plugin = match &allow {
+        Some(allow) => {
+            let allow = parse_patterns(allow, "the recording's grants")?;
+            tokio::task::block_in_place(|| host.load_allowing(&spec, &allow))?
+        }
+        None => tokio::task::block_in_place(|| host.load(&spec))?,
+    };
+    let aliases = match entries.first() {
+        Some(recording::Entry::Run { aliases, .. }) if !aliases.is_empty() => aliases.clone(),
+        _ => host.config().aliases.clone(),
+    };
+    let replayer = Arc::new(recording::Replayer::new(&entries, aliases));
     let got = match host.run_via(&plugin, &input, replayer, None).await {
         Ok(output) => recording::RunOutcome::Output(output),
         Err(e) => recording::RunOutcome::Failed(e.to_string()),

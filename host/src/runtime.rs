@@ -148,7 +148,37 @@ impl Host {
     /// Compiles a plugin read by [`Host::read`], under the policy the
     /// operator set for its name (checking its pin).
     pub fn load_file(&self, file: &PluginFile) -> Result<Plugin, PluginError> {
-        let (policy, pin) = self.config.grant_for(&file.name);
+        self.load_granted(file, None)
+    }
+
+    /// [`Host::load`], granted exactly `allow` instead of what the config
+    /// grants (its other limits stay): how a replay runs under the grants
+    /// its recording was made under.
+    pub fn load_allowing(
+        &self,
+        spec: &str,
+        allow: &[crate::policy::ToolPattern],
+    ) -> Result<Plugin, PluginError> {
+        self.load_granted(&self.read(spec)?, Some(allow))
+    }
+
+    fn load_granted(
+        &self,
+        file: &PluginFile,
+        allow: Option<&[crate::policy::ToolPattern]>,
+    ) -> Result<Plugin, PluginError> {
+        let (granted, pin) = self.config.grant_for(&file.name);
+        let replaced;
+        let policy = match allow {
+            Some(allow) => {
+                replaced = crate::policy::Policy {
+                    allow: allow.to_vec(),
+                    ..granted.clone()
+                };
+                &replaced
+            }
+            None => granted,
+        };
         if let Some(expected) = pin
             && file.sha256 != expected
         {

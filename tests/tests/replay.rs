@@ -146,6 +146,16 @@ fn a_replay_needs_no_config() {
         "replayed with no config: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `weir test` too: the recording's grants, not the default ones.
+    let plugins = plugin_path("testbed");
+    let plugins = plugins.parent().expect("plugin dir");
+    let out = weir(&["test", &s(&scratch.dir), "--plugins", &s(plugins)]);
+    assert!(
+        stdout(&out).contains("1 recordings, 1 passed, 0 failed"),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `weir run --allow` grants for one run, without editing the config;
