@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use futures::FutureExt;
 use libfuzzer_sys::fuzz_target;
 use weir_host::ToolGateway;
-use weir_host::gateway::Caller;
+use weir_host::gateway::{Arguments, Caller};
 use weir_host::recording::{Entry, Replayer};
 
 fuzz_target!(|data: &[u8]| {
@@ -34,8 +34,10 @@ fuzz_target!(|data: &[u8]| {
             ..
         } = entry
         {
+            // A recording holds arguments as a map; a call carries text.
+            let arguments = arguments.as_ref().and_then(|m| Arguments::from_map(m).ok());
             let answer = replayer
-                .call_tool(&caller, server, tool, arguments.clone())
+                .call_tool(&caller, server, tool, arguments)
                 .now_or_never();
             assert!(answer.is_some(), "a replayed call waits");
         }
