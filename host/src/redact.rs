@@ -20,6 +20,10 @@ pub const MASK: &str = "***";
 /// occurrence of it in every log line. Display forms mask them anyway.
 pub const MIN_SECRET_LEN: usize = 6;
 
+/// Secrets kept at most: far more than any config holds, and a bound on
+/// what masking every log line costs.
+pub const MAX_SECRETS: usize = 4096;
+
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Marks `value` as a secret, to be masked wherever weir prints it. A
@@ -37,6 +41,13 @@ pub fn register(value: &str) {
         return;
     };
     for value in values {
+        if secrets.len() >= MAX_SECRETS {
+            tracing::warn!(
+                max = MAX_SECRETS,
+                "more secrets in the config than weir masks; later ones may be shown"
+            );
+            return;
+        }
         if value.len() >= MIN_SECRET_LEN && !secrets.iter().any(|s| s == value) {
             secrets.push(value.to_owned());
             // Longest first: a secret holding another is masked whole.
