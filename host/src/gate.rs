@@ -164,7 +164,7 @@ impl Gate {
         } else {
             None
         };
-        let arguments = crate::gateway::parse_arguments(arguments)?;
+        let arguments = Arguments::parse(arguments)?;
         self.rules.take_turn().await;
         Ok(match alias {
             // Only an alias with defaults reads the arguments, to merge

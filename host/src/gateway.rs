@@ -234,11 +234,6 @@ pub trait ToolGateway: Send + Sync + 'static {
 /// not a bulk transfer; this bounds what one call can push at a server.
 pub const MAX_ARGUMENT_BYTES: usize = 4 << 20;
 
-/// Reads a plugin's argument text (see [`Arguments::parse`]).
-pub fn parse_arguments(text: &str) -> Result<Option<Arguments>, CallError> {
-    Arguments::parse(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,9 +272,9 @@ mod tests {
     /// Argument text: what is accepted, and what each rejection says.
     #[test]
     fn parses_arguments() {
-        assert_eq!(parse_arguments("").unwrap(), None);
-        assert_eq!(parse_arguments("  null ").unwrap(), None);
-        let args = parse_arguments(r#" {"a": 1} "#).unwrap().unwrap();
+        assert_eq!(Arguments::parse("").unwrap(), None);
+        assert_eq!(Arguments::parse("  null ").unwrap(), None);
+        let args = Arguments::parse(r#" {"a": 1} "#).unwrap().unwrap();
         assert_eq!(args.get(), r#"{"a": 1}"#, "the text as it came, trimmed");
         assert_eq!(args.to_map()["a"], 1);
         let cases = [
@@ -292,14 +287,14 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            match parse_arguments(text) {
+            match Arguments::parse(text) {
                 Err(CallError::InvalidArguments(m)) => assert!(m.contains(want), "{text}: {m}"),
                 other => panic!("{text}: {other:?}"),
             }
         }
         let huge = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_ARGUMENT_BYTES));
         assert!(
-            matches!(parse_arguments(&huge), Err(CallError::InvalidArguments(m)) if m.contains("allowed"))
+            matches!(Arguments::parse(&huge), Err(CallError::InvalidArguments(m)) if m.contains("allowed"))
         );
     }
 }

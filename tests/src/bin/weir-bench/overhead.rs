@@ -217,7 +217,7 @@ impl Bench {
                 } else {
                     for _ in 0..n {
                         let args = json!({"message": "hi"}).to_string();
-                        let args = weir_host::gateway::parse_arguments(&args)?;
+                        let args = weir_host::gateway::Arguments::parse(&args)?;
                         gateway.call_tool(&caller, "s", "echo", args).await?;
                     }
                 }
