@@ -265,12 +265,17 @@ fn next_step_for_server(error: &str, host: &Host, name: &str) -> String {
         .source
         .as_ref()
         .map_or_else(|| "the config".to_owned(), |p| p.display().to_string());
-    if error.contains("cannot connect to") {
-        return format!(
+    // A connection that failed is said first: its words ("connection
+    // refused") must not be read as another failure's.
+    if error.contains("cannot connect to")
+        || error.contains("error sending request")
+        || error.contains("connect")
+        || error.contains("Connection refused")
+    {
+        format!(
             "nothing answers at {field}.url: is the server running, and is the URL its MCP endpoint?"
-        );
-    }
-    if error.contains("not found on PATH") {
+        )
+    } else if error.contains("not found on PATH") {
         format!("install the command, or give its full path in {field}.command ({source})")
     } else if error.contains("not found") {
         format!("fix the path in {field}.command ({source})")
@@ -285,13 +290,6 @@ fn next_step_for_server(error: &str, host: &Host, name: &str) -> String {
         "the server answered, but not as an MCP server should: run it by hand and read its \
          stderr (weir -v shows it)"
             .into()
-    } else if error.contains("error sending request")
-        || error.contains("connect")
-        || error.contains("Connection refused")
-    {
-        format!(
-            "nothing answers at {field}.url: is the server running, and is the URL its MCP endpoint?"
-        )
     } else {
         "run `weir -v doctor` to see the server's stderr".into()
     }

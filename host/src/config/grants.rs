@@ -25,18 +25,17 @@ pub(super) fn read(
     builtin: bool,
     ctx: &Ctx<'_>,
 ) -> Result<Grants, ConfigError> {
-    let invalid = |location: String, message: String| ctx.invalid(location, message);
     let builtin_grant = base_policy(limits, builtin);
     let default_policy = match &w.default_policy {
         None => builtin_grant,
         Some(fields) => policy_spec(fields, "weir.default_policy", ctx)?
             .over(&builtin_grant)
-            .map_err(|m| invalid("weir.default_policy".into(), m))?,
+            .map_err(|m| ctx.invalid("weir.default_policy".into(), m))?,
     };
     let mut aliases = BTreeMap::new();
     for (name, value) in &w.aliases {
         let at = format!("weir.aliases.{name}");
-        let alias = parse_alias(name, value, servers).map_err(|m| invalid(at, m))?;
+        let alias = parse_alias(name, value, servers).map_err(|m| ctx.invalid(at, m))?;
         aliases.insert(name.clone(), alias);
     }
     let mut plugins = BTreeMap::new();
@@ -51,7 +50,7 @@ pub(super) fn read(
                 Some(h.to_ascii_lowercase())
             }
             Some(other) => {
-                return Err(invalid(
+                return Err(ctx.invalid(
                     format!("{at}.sha256"),
                     format!("{other} is not 64 hex digits"),
                 ));
@@ -59,9 +58,9 @@ pub(super) fn read(
         };
         let policy = policy_spec(&fields, &at, ctx)?
             .over(&default_policy)
-            .map_err(|m| invalid(at.clone(), m))?;
+            .map_err(|m| ctx.invalid(at.clone(), m))?;
         if policy.memory_bytes > limits.memory_bytes {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 format!("{at}.memory_limit_mb"),
                 format!(
                     "{} MiB is above the host-wide memory_limit_mb of {} MiB",

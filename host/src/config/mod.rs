@@ -133,9 +133,7 @@ impl Config {
     /// Grants `allow` too, to every plugin, for this process only: what
     /// `weir run --allow` adds to a one-off run without editing a config.
     pub fn allow_also(&mut self, allow: &[ToolPattern]) {
-        let policies = std::iter::once(&mut self.default_policy)
-            .chain(self.plugins.values_mut().map(|g| &mut g.policy));
-        for policy in policies {
+        for policy in self.policies_mut() {
             policy.allow.extend(allow.iter().cloned());
         }
     }
@@ -143,11 +141,15 @@ impl Config {
     /// Grants exactly `allow` to every plugin: a replay runs under the
     /// grants its recording was made under, whatever this config says.
     pub fn allow_only(&mut self, allow: &[ToolPattern]) {
-        let policies = std::iter::once(&mut self.default_policy)
-            .chain(self.plugins.values_mut().map(|g| &mut g.policy));
-        for policy in policies {
+        for policy in self.policies_mut() {
             policy.allow = allow.to_vec();
         }
+    }
+
+    /// Every policy a plugin can run under: the default and each named one.
+    fn policies_mut(&mut self) -> impl Iterator<Item = &mut Policy> {
+        std::iter::once(&mut self.default_policy)
+            .chain(self.plugins.values_mut().map(|g| &mut g.policy))
     }
 
     /// The operator's policy and pin for plugin `name`.

@@ -17,7 +17,6 @@ pub(super) fn read(
     builtin: bool,
     ctx: &Ctx<'_>,
 ) -> Result<BTreeMap<String, ServerConfig>, ConfigError> {
-    let invalid = |location: String, message: String| ctx.invalid(location, message);
     let mut servers = BTreeMap::new();
     if builtin {
         servers.insert(
@@ -28,13 +27,13 @@ pub(super) fn read(
     for (name, server) in raw_servers {
         let at = |field: &str| format!("mcpServers.{name}{field}");
         if !valid_server_name(&name) {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 at(""),
                 "a server name must be 1-64 letters, digits, '-' or '_'".into(),
             ));
         }
         if name == BUILTIN_SERVER {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 at(""),
                 format!(
                     "`{BUILTIN_SERVER}` is the name of weir's embedded server; give this \
@@ -43,7 +42,7 @@ pub(super) fn read(
             ));
         }
         if name == ALIAS_SERVER {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 at(""),
                 format!("`{ALIAS_SERVER}` is reserved: plugins call aliases through it"),
             ));
@@ -55,11 +54,9 @@ pub(super) fn read(
         for key in server.other.keys() {
             tracing::debug!(server = %name, key = %key, "ignoring config key weir does not use");
         }
-        let expand_at = |field: String, value: &str| ctx.expand(field, value);
-        let expand_secret = |field: String, value: &str| ctx.expand_secret(field, value);
         let transport = match (server.transport.as_deref(), &server.url, &server.command) {
             (Some("sse"), _, _) => {
-                return Err(invalid(
+                return Err(ctx.invalid(
                     at(".type"),
                     "the legacy HTTP+SSE transport is not supported; point \"url\" at the \
                      server's streamable HTTP endpoint (usually /mcp) instead"
@@ -69,43 +66,43 @@ pub(super) fn read(
             (Some(t), _, _)
                 if !matches!(t, "stdio" | "http" | "streamable-http" | "streamableHttp") =>
             {
-                return Err(invalid(
+                return Err(ctx.invalid(
                     at(".type"),
                     format!("unknown transport \"{t}\"; use \"stdio\" or \"http\""),
                 ));
             }
             (_, Some(_), Some(_)) => {
-                return Err(invalid(
+                return Err(ctx.invalid(
                     at(""),
                     "give either \"command\" or \"url\", not both".into(),
                 ));
             }
             (_, Some(url), None) => {
-                let url = expand_secret(at(".url"), url.trim())?;
-                let url = parse_url(&url).map_err(|m| invalid(at(".url"), m))?;
+                let url = ctx.expand_secret(at(".url"), url.trim())?;
+                let url = parse_url(&url).map_err(|m| ctx.invalid(at(".url"), m))?;
                 crate::redact::register_url(&url);
                 let mut headers = http::HeaderMap::new();
                 for (k, v) in &server.headers {
-                    let value = expand_secret(at(&format!(".headers.{k}")), v)?;
+                    let value = ctx.expand_secret(at(&format!(".headers.{k}")), v)?;
                     crate::redact::register(&value);
                     let (name, value) = parse_header(k, &value)
-                        .map_err(|m| invalid(at(&format!(".headers.{k}")), m))?;
+                        .map_err(|m| ctx.invalid(at(&format!(".headers.{k}")), m))?;
                     headers.append(name, value);
                 }
                 Transport::Http(HttpServer { url, headers })
             }
             (_, None, command) => {
                 let (command, written) = match command.as_deref().map(str::trim) {
-                    Some(c) if !c.is_empty() => (expand_secret(at(".command"), c)?, c),
+                    Some(c) if !c.is_empty() => (ctx.expand_secret(at(".command"), c)?, c),
                     _ => {
-                        return Err(invalid(at(""), "missing \"command\" (or \"url\")".into()));
+                        return Err(ctx.invalid(at(""), "missing \"command\" (or \"url\")".into()));
                     }
                 };
                 let args = server
                     .args
                     .iter()
                     .enumerate()
-                    .map(|(i, a)| expand_secret(at(&format!(".args[{i}]")), a))
+                    .map(|(i, a)| ctx.expand_secret(at(&format!(".args[{i}]")), a))
                     .collect::<Result<_, _>>()?;
                 // A server's environment is where MCP configs put
                 // tokens, written out or not: every value is a secret.
@@ -113,7 +110,7 @@ pub(super) fn read(
                     .env
                     .iter()
                     .map(|(k, v)| {
-                        let value = expand_secret(at(&format!(".env.{k}")), v)?;
+                        let value = ctx.expand_secret(at(&format!(".env.{k}")), v)?;
                         crate::redact::register(&value);
                         Ok((k.clone(), value))
                     })
@@ -127,7 +124,7 @@ pub(super) fn read(
                 let cwd = server
                     .cwd
                     .as_deref()
-                    .map(|c| expand_at(at(".cwd"), c).map(|c| ctx.base.join(c)))
+                    .map(|c| ctx.expand(at(".cwd"), c).map(|c| ctx.base.join(c)))
                     .transpose()?;
                 Transport::Stdio(StdioServer {
                     command,
@@ -141,24 +138,20 @@ pub(super) fn read(
         let mut entry = ServerConfig::new(transport);
         if let Some(n) = server.pool_size {
             if !(1..=64).contains(&n) {
-                return Err(invalid(
-                    at(".pool_size"),
-                    format!("{n} is out of range 1..=64"),
-                ));
+                return Err(ctx.invalid(at(".pool_size"), format!("{n} is out of range 1..=64")));
             }
             entry.pool_size = n;
         }
         if let Some(n) = server.max_sessions {
             if !(1..=1024).contains(&n) {
-                return Err(invalid(
-                    at(".max_sessions"),
-                    format!("{n} is out of range 1..=1024"),
-                ));
+                return Err(
+                    ctx.invalid(at(".max_sessions"), format!("{n} is out of range 1..=1024"))
+                );
             }
             entry.max_sessions = n;
         }
         if entry.max_sessions < entry.pool_size {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 at(".max_sessions"),
                 format!(
                     "{} is less than pool_size {}: not even one plugin's pool would fit",
@@ -174,7 +167,7 @@ pub(super) fn read(
             value
                 .map(|s| {
                     positive_secs(s).ok_or_else(|| {
-                        invalid(
+                        ctx.invalid(
                             at(&format!(".{field}")),
                             format!("{s} is not a positive number of seconds"),
                         )

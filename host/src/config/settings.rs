@@ -24,12 +24,11 @@ pub(super) struct Settings {
 
 /// Reads the settings of `w`, each checked and named in its error.
 pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> {
-    let invalid = |location: String, message: String| ctx.invalid(location, message);
     let mut limits = RunLimits::default();
     let mut sessions = SessionSettings::default();
     if let Some(mb) = w.memory_limit_mb {
         if !(1..=4096).contains(&mb) {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "weir.memory_limit_mb".into(),
                 format!("{mb} is out of range 1..=4096"),
             ));
@@ -39,7 +38,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
     let secs = |field: &str, value: Option<f64>, slot: &mut Duration| {
         if let Some(s) = value {
             *slot = positive_secs(s).ok_or_else(|| {
-                invalid(
+                ctx.invalid(
                     format!("weir.{field}"),
                     format!("{s} is not a positive number of seconds"),
                 )
@@ -80,10 +79,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
     )?;
     if let Some(n) = w.circuit_threshold {
         if n == 0 {
-            return Err(invalid(
-                "weir.circuit_threshold".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(ctx.invalid("weir.circuit_threshold".into(), "must be at least 1".into()));
         }
         sessions.circuit_threshold = n;
     }
@@ -95,7 +91,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
     }
     if let Some(n) = w.max_concurrent_runs {
         if !(1..=10_000).contains(&n) {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "weir.max_concurrent_runs".into(),
                 format!("{n} is out of range 1..=10000"),
             ));
@@ -105,7 +101,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
     let mut plugin_size_limit = DEFAULT_MAX_PLUGIN_BYTES;
     if let Some(mb) = w.plugin_size_limit_mb {
         if !(1..=4096).contains(&mb) {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "weir.plugin_size_limit_mb".into(),
                 format!("{mb} is out of range 1..=4096"),
             ));
@@ -139,7 +135,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
                  slot: &mut usize| {
         if let Some(n) = value {
             if !range.contains(&n) {
-                return Err(invalid(
+                return Err(ctx.invalid(
                     format!("weir.{field}"),
                     format!("{n} is out of range {}..={}", range.start(), range.end()),
                 ));
@@ -171,18 +167,18 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
         .as_deref()
         .map(|d| ctx.expand_plain(d).map(|d| ctx.base.join(d)))
         .transpose()
-        .map_err(|m| invalid("weir.plugins_dir".into(), m))?;
+        .map_err(|m| ctx.invalid("weir.plugins_dir".into(), m))?;
     let cache_dir = match &w.cache_dir {
         None => default_cache_dir(),
         Some(serde_json::Value::Bool(false)) => None,
         Some(serde_json::Value::String(dir)) => Some(
             ctx.base.join(
                 ctx.expand_plain(dir)
-                    .map_err(|m| invalid("weir.cache_dir".into(), m))?,
+                    .map_err(|m| ctx.invalid("weir.cache_dir".into(), m))?,
             ),
         ),
         Some(other) => {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "weir.cache_dir".into(),
                 format!("{other} is neither a directory nor false"),
             ));
@@ -193,7 +189,7 @@ pub(super) fn read(w: &RawWeir, ctx: &Ctx<'_>) -> Result<Settings, ConfigError> 
         .as_deref()
         .map(|d| ctx.expand_plain(d).map(|d| ctx.base.join(d)))
         .transpose()
-        .map_err(|m| invalid("weir.scratch_root".into(), m))?;
+        .map_err(|m| ctx.invalid("weir.scratch_root".into(), m))?;
     Ok(Settings {
         limits,
         sessions,
