@@ -2,7 +2,7 @@
 //! called, an exit code out. Ctrl-C and SIGTERM become a clean shutdown.
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use futures::future::join_all;
 
 use weir_host::builtin;
+use weir_host::code::CodeMode;
 use weir_host::config::Config;
 use weir_host::gateway::Caller;
 use weir_host::plugins::PluginError;
@@ -93,7 +94,14 @@ struct CommonArgs {
 #[derive(Debug, Args)]
 struct RunArgs {
     /// A .wasm file, or the name of a plugin in the plugins directory.
-    plugin: String,
+    #[arg(required_unless_present = "code")]
+    plugin: Option<String>,
+    /// Run a JavaScript file (`-`: stdin) in code mode instead of a
+    /// plugin: the body of an async function calling `tools.<server>.<tool>`,
+    /// whose `return` value is printed as JSON (console output goes to
+    /// stderr). It runs under `weir.code_mode`'s grant (and --allow).
+    #[arg(long, value_name = "FILE.js", conflicts_with_all = ["plugin", "input", "input_file", "record", "replay"])]
+    code: Option<PathBuf>,
     /// The plugin's input. Without --input or --input-file, stdin is read
     /// when it is not a terminal.
     #[arg(short, long, conflicts_with = "input_file")]
@@ -429,6 +437,11 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
+    let plugin_spec = match (&args.code, &args.plugin) {
+        (Some(path), _) => return run_code(&args, path).await,
+        (None, Some(plugin)) => plugin.clone(),
+        (None, None) => anyhow::bail!("give a plugin to run, or --code FILE.js"),
+    };
     let mut config = load_config(&args.common)?;
     let replay = match &args.replay {
         Some(path) => Some(recording::read(path)?),
@@ -455,10 +468,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let host = Host::new(config, None)?;
     let loading = Progress::show(format!(
-        "loading {} (compiled once, then cached)",
-        args.plugin
+        "loading {plugin_spec} (compiled once, then cached)"
     ));
-    let loaded = tokio::task::block_in_place(|| host.load(&args.plugin));
+    let loaded = tokio::task::block_in_place(|| host.load(&plugin_spec));
     drop(loading);
     let plugin = match loaded {
         Ok(p) => p,
@@ -515,6 +527,60 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         }
         Some(Err(e)) => {
             eprintln!("error: plugin `{}`: {e}", plugin.name());
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// `weir run --code FILE.js`: one script, in code mode, against the
+/// configured servers.
+async fn run_code(args: &RunArgs, path: &Path) -> Result<ExitCode> {
+    let mut config = load_config(&args.common)?;
+    config.allow_also(&parse_patterns(&args.allow, "--allow")?);
+    let limit = config.limits.memory_bytes;
+    let script = if path == Path::new("-") {
+        read_bounded(std::io::stdin().lock(), limit).context("cannot read the script from stdin")?
+    } else {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read script {}", path.display()))?;
+        read_bounded(file, limit)
+            .with_context(|| format!("cannot read script {}", path.display()))?
+    };
+    let host = Host::new(config, None)?;
+    let preparing = Progress::show("preparing code mode (once, then cached)".to_owned());
+    let prepared = CodeMode::prepare(&host, crate::CODE_RUNTIME).await;
+    drop(preparing);
+    let code = match prepared {
+        Ok(code) => code,
+        Err(e) => {
+            host.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    let running = Progress::show(format!(
+        "running {} (starting the servers it calls on first use)",
+        path.display()
+    ));
+    let outcome = tokio::select! {
+        execution = code.execute(&host, &script) => Some(execution),
+        () = shutdown_signal() => None,
+    };
+    drop(running);
+    host.shutdown().await;
+    let Some(execution) = outcome else {
+        eprintln!("weir: interrupted; every session is closed");
+        return Ok(ExitCode::from(130));
+    };
+    eprint!("{}", execution.console_text());
+    Ok(match execution.value_text() {
+        Some(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            if let Err(e) = &execution.result {
+                eprintln!("error: {}: {e}", path.display());
+            }
             ExitCode::FAILURE
         }
     })

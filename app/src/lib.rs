@@ -8,6 +8,10 @@
 //! - [`stats`]: `weir stats`, the status page's summary for a terminal.
 //! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
 
+/// Code mode's runtime component (`code-runtime/`, built by `build.rs`):
+/// embedded, so code mode needs nothing installed beside `weir`.
+pub const CODE_RUNTIME: &[u8] = include_bytes!(env!("WEIR_CODE_RUNTIME"));
+
 pub mod cli;
 pub mod doctor;
 pub mod plugin_build;

@@ -353,6 +353,7 @@ mod tests {
                 name: name.into(),
                 description: None,
                 input_schema: "{}".into(),
+                output_schema: None,
             };
             async move {
                 vec![

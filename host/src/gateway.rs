@@ -186,6 +186,9 @@ pub struct ToolInfo {
     pub description: Option<String>,
     /// The input JSON Schema, as JSON text.
     pub input_schema: String,
+    /// The output JSON Schema, as JSON text, when the tool declares one
+    /// (its results then carry `structuredContent` of that shape).
+    pub output_schema: Option<String>,
 }
 
 /// Who is calling: the plugin run on whose behalf a call is made. The

@@ -37,6 +37,7 @@
 //! library depends on no command-line crate.
 
 pub mod builtin;
+pub mod code;
 pub mod config;
 /// Thin public wrappers of private parsers, for the fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
@@ -51,6 +52,7 @@ pub mod recording;
 pub mod redact;
 pub mod runtime;
 pub mod sandbox;
+pub mod search;
 pub mod serve;
 pub mod session;
 pub mod stdio;

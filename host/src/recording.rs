@@ -288,6 +288,7 @@ impl Replayer {
                             name: t.name.clone(),
                             description: t.description.clone(),
                             input_schema: t.input_schema.clone(),
+                            output_schema: None,
                         })
                         .collect(),
                 ),

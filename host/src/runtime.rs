@@ -13,7 +13,7 @@ use crate::gate::{Gate, Rules};
 use crate::gateway::ToolGateway;
 use crate::metrics::{Metrics, ServerNow};
 use crate::plugins::{self, PluginError, PluginFile};
-use crate::sandbox::{Plugin, RunError, Sandbox};
+use crate::sandbox::{Captured, Plugin, RunError, Sandbox};
 use crate::session::Sessions;
 
 /// Why the host could not start.
@@ -207,6 +207,25 @@ impl Host {
         )?)
     }
 
+    /// Loads code mode's runtime from `bytes` (the component that ships
+    /// with weir), under code mode's grant: pre-initialized once and
+    /// cached (see [`Sandbox::load_preinitialized`]).
+    pub async fn load_code_runtime(&self, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let name = crate::config::CODE_MODE_CALLER;
+        let (policy, _) = self.config.grant_for(name);
+        Ok(self
+            .sandbox
+            .load_preinitialized(
+                name,
+                "code mode's runtime",
+                bytes,
+                &plugins::sha256_hex(bytes),
+                Rules::new(name, policy.clone(), &self.metrics),
+                self.sessions.clone(),
+            )
+            .await?)
+    }
+
     /// Loads every plugin of the plugins directory. Each file stands alone:
     /// one that fails says why and the others still load. Names that differ
     /// only in case collide (they would be one tool to a client).
@@ -291,6 +310,33 @@ impl Host {
         result
     }
 
+    /// [`run`](Host::run), with what the run wrote to stdout returned
+    /// beside its outcome (see [`Sandbox::run_capturing`]): how a
+    /// code-mode script's console reaches whoever ran it.
+    pub async fn run_capturing(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+    ) -> (Result<String, HostRunError>, Captured) {
+        let record = self.metrics.run_started(plugin.name());
+        let gateway: Arc<dyn ToolGateway> = self.sessions.clone();
+        let (result, captured) = match self.run_slots(plugin).await {
+            Err(e) => (Err(e), Captured::default()),
+            Ok(_permits) => tokio::select! {
+                (result, captured) = self.sandbox.run_capturing(plugin, input, gateway) => {
+                    (result.map_err(HostRunError::from), captured)
+                }
+                () = self.closing.cancelled() => (Err(HostRunError::ShuttingDown), Captured::default()),
+            },
+        };
+        record.finish(match &result {
+            Ok(_) => "ok",
+            Err(HostRunError::Run(e)) => e.kind(),
+            Err(HostRunError::ShuttingDown) => "shutting-down",
+        });
+        (result, captured)
+    }
+
     async fn run_inner(
         &self,
         plugin: &Plugin,
@@ -298,22 +344,38 @@ impl Host {
         gateway: Arc<dyn ToolGateway>,
         progress: Option<Arc<AtomicU64>>,
     ) -> Result<String, HostRunError> {
-        if self.accepting.is_cancelled() {
-            return Err(HostRunError::ShuttingDown);
-        }
-        let _permit = tokio::select! {
-            permit = self.permits.acquire() => permit.map_err(|_| HostRunError::ShuttingDown)?,
-            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
-        };
-        // The plugin's own concurrency cap, inside the host-wide one.
-        let _plugin_permit = tokio::select! {
-            permit = plugin.run_permit() => permit.ok_or(HostRunError::ShuttingDown)?,
-            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
-        };
+        let _permits = self.run_slots(plugin).await?;
         tokio::select! {
             result = self.sandbox.run_observed(plugin, input, gateway, progress) => Ok(result?),
             () = self.closing.cancelled() => Err(HostRunError::ShuttingDown),
         }
+    }
+
+    /// Waits for a host-wide run slot, then for one of the plugin's own
+    /// (its concurrency cap, inside the host's); refused once shutting
+    /// down.
+    async fn run_slots(
+        &self,
+        plugin: &Plugin,
+    ) -> Result<
+        (
+            tokio::sync::SemaphorePermit<'_>,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        HostRunError,
+    > {
+        if self.accepting.is_cancelled() {
+            return Err(HostRunError::ShuttingDown);
+        }
+        let permit = tokio::select! {
+            permit = self.permits.acquire() => permit.map_err(|_| HostRunError::ShuttingDown)?,
+            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
+        };
+        let plugin_permit = tokio::select! {
+            permit = plugin.run_permit() => permit.ok_or(HostRunError::ShuttingDown)?,
+            () = self.accepting.cancelled() => return Err(HostRunError::ShuttingDown),
+        };
+        Ok((permit, plugin_permit))
     }
 
     /// What a plugin file imports and exports and whether it links (see

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::raw::{RawWeir, strip_position};
 use super::servers::valid_server_name;
-use super::{ConfigError, Ctx, PluginGrant, RunLimits, ServerConfig, base_policy};
+use super::{
+    CODE_MODE_CALLER, ConfigError, Ctx, PluginGrant, RunLimits, ServerConfig, base_policy,
+};
 use crate::gateway::Alias;
 use crate::policy::{Policy, PolicySpec};
 
@@ -14,6 +16,8 @@ pub(super) struct Grants {
     pub default_policy: Policy,
     pub plugins: BTreeMap<String, PluginGrant>,
     pub aliases: BTreeMap<String, Alias>,
+    /// `weir.code_mode.enabled`.
+    pub code_mode: bool,
 }
 
 /// Reads the grants of `w` over the built-in defaults (`builtin`: the
@@ -39,9 +43,41 @@ pub(super) fn read(
         aliases.insert(name.clone(), alias);
     }
     let mut plugins = BTreeMap::new();
-    for (name, fields) in &w.plugins {
-        let at = format!("weir.plugins.{name}");
+    let mut code_mode = false;
+    let mut grants: Vec<(String, String, serde_json::Map<String, serde_json::Value>)> = w
+        .plugins
+        .iter()
+        .map(|(name, fields)| (name.clone(), format!("weir.plugins.{name}"), fields.clone()))
+        .collect();
+    // Code mode's runs are a plugin's runs by another name: its section's
+    // policy fields are that plugin's grant.
+    if let Some(fields) = &w.code_mode {
         let mut fields = fields.clone();
+        match fields.remove("enabled") {
+            None => {}
+            Some(serde_json::Value::Bool(on)) => code_mode = on,
+            Some(other) => {
+                return Err(ctx.invalid(
+                    "weir.code_mode.enabled".into(),
+                    format!("{other} is not true or false"),
+                ));
+            }
+        }
+        if w.plugins.contains_key(CODE_MODE_CALLER) {
+            return Err(ctx.invalid(
+                format!("weir.plugins.{CODE_MODE_CALLER}"),
+                "code mode's grant is set in weir.code_mode; give it there only".into(),
+            ));
+        }
+        if fields.contains_key("sha256") {
+            return Err(ctx.invalid(
+                "weir.code_mode.sha256".into(),
+                "code mode's runtime ships with weir and cannot be pinned".into(),
+            ));
+        }
+        grants.push((CODE_MODE_CALLER.to_owned(), "weir.code_mode".into(), fields));
+    }
+    for (name, at, mut fields) in grants {
         let sha256 = match fields.remove("sha256") {
             None => None,
             Some(serde_json::Value::String(h))
@@ -75,6 +111,7 @@ pub(super) fn read(
         default_policy,
         plugins,
         aliases,
+        code_mode,
     })
 }
 

@@ -81,7 +81,15 @@ pub struct Config {
     pub plugin_size_limit: u64,
     /// Bounds on the clients of `weir serve --http`.
     pub http: HttpLimits,
+    /// `weir.code_mode.enabled`: `weir serve` offers code mode's tools
+    /// without `--code-mode`. Its runs' policy is the grant of
+    /// [`CODE_MODE_CALLER`] (`weir.code_mode`'s policy fields).
+    pub code_mode: bool,
 }
+
+/// The caller name of code-mode scripts: their grant, audit events and
+/// metrics go by it, like a plugin's.
+pub const CODE_MODE_CALLER: &str = "code-mode";
 
 /// Bounds on what the clients of `weir serve --http` can hold: a client
 /// that sends nothing, or a byte at a time, or opens sessions it never
@@ -374,6 +382,7 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             plugin_size_limit: DEFAULT_MAX_PLUGIN_BYTES,
             http: HttpLimits::default(),
+            code_mode: false,
         }
     }
 }
@@ -461,6 +470,7 @@ impl Config {
             aliases: grants.aliases,
             plugin_size_limit: settings.plugin_size_limit,
             http: settings.http,
+            code_mode: grants.code_mode,
         })
     }
 }

@@ -108,6 +108,8 @@ pub(super) struct RawWeir {
     pub(super) aliases: BTreeMap<String, serde_json::Value>,
     /// Compiled-plugin cache directory; `false` turns the cache off.
     pub(super) cache_dir: Option<serde_json::Value>,
+    /// Code mode: `enabled`, plus policy fields for its runs.
+    pub(super) code_mode: Option<serde_json::Map<String, serde_json::Value>>,
     /// Per plugin: policy fields, plus `sha256`.
     #[serde(default, deserialize_with = "unique_keys")]
     pub(super) plugins: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,

@@ -13,8 +13,10 @@
 //! - [`cache`]: compiled components on disk.
 
 mod cache;
+mod code_imports;
 mod imports;
 mod output;
+mod preinit;
 mod scratch;
 mod state;
 mod ticker;
@@ -190,6 +192,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         imports::mcp::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        code_imports::code::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
 
         let ticker = ticker::Ticker::start(engine.clone(), EPOCH_TICK)?;
         let cache = cache_dir.and_then(|dir| cache::CompileCache::open(dir, &engine));
@@ -222,9 +225,64 @@ impl Sandbox {
             return Err(LoadError::CoreModule(what.to_owned()));
         }
         let component = self.compile(what, bytes, sha256)?;
+        self.plugin(name, what, &component, rules)
+    }
+
+    /// [`load`](Sandbox::load) for a component with a `wizer-initialize`
+    /// export (the code-mode runtime): the setup runs once, here, and the
+    /// snapshot is what gets compiled — and cached, under `sha256` of the
+    /// original, so a later start skips both. `gateway` backs the setup's
+    /// store (setup makes no calls; the gate would refuse them anyway).
+    pub async fn load_preinitialized(
+        &self,
+        name: &str,
+        what: &str,
+        bytes: &[u8],
+        sha256: &str,
+        rules: Arc<Rules>,
+        gateway: Arc<dyn ToolGateway>,
+    ) -> Result<Plugin, LoadError> {
+        let key = format!("{sha256}-preinitialized");
+        let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &key));
+        let component = match cached {
+            Some(component) => {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                component
+            }
+            None => {
+                // An empty grant: the setup may call nothing.
+                let deny = Rules::new(name, Policy::default(), &crate::metrics::Metrics::new());
+                let state = RunState::new(Gate::new(deny, gateway), None)
+                    .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
+                let _clock = self.ticker.awake();
+                let snapshot = preinit::preinitialize(&self.engine, &self.linker, state, bytes)
+                    .await
+                    .map_err(|e| {
+                        LoadError::Invalid(what.to_owned(), format!("its setup failed: {e:#}"))
+                    })?;
+                let component = Component::new(&self.engine, &snapshot)
+                    .map_err(|e| LoadError::Invalid(what.to_owned(), format!("{e:#}")))?;
+                self.compiled.fetch_add(1, Ordering::Relaxed);
+                if let Some(cache) = &self.cache {
+                    cache.put(&key, &component);
+                }
+                component
+            }
+        };
+        self.plugin(name, what, &component, rules)
+    }
+
+    /// A compiled component, linked against weir's world, as a plugin.
+    fn plugin(
+        &self,
+        name: &str,
+        what: &str,
+        component: &Component,
+        rules: Arc<Rules>,
+    ) -> Result<Plugin, LoadError> {
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
         let pre = AgentPre::new(pre)
             .map_err(|e| LoadError::WrongWorld(what.to_owned(), format!("{e:#}")))?;
@@ -388,6 +446,62 @@ impl Sandbox {
         gateway: Arc<dyn ToolGateway>,
         progress: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<String, RunError> {
+        let (result, state) = self.run_store(plugin, input, gateway, progress).await;
+        if let Some(state) = state {
+            let plugin = &plugin.name;
+            log_output(plugin, "stdout", &state.stdout);
+            log_output(plugin, "stderr", &state.stderr);
+            tracing::debug!(plugin = %plugin, calls = state.calls, "run finished");
+        }
+        result
+    }
+
+    /// [`run`](Sandbox::run), returning what the run wrote to stdout (kept
+    /// up to the policy's output cap) beside its outcome — also when the
+    /// run was stopped — instead of logging it: a script's console, which
+    /// its caller reads.
+    pub async fn run_capturing(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+    ) -> (Result<String, RunError>, Captured) {
+        let (result, state) = self.run_store(plugin, input, gateway, None).await;
+        let captured = state
+            .map(|state| {
+                let (stdout, dropped) = state.stdout.contents();
+                Captured {
+                    stdout,
+                    dropped,
+                    calls: state.calls,
+                }
+            })
+            .unwrap_or_default();
+        (result, captured)
+    }
+
+    /// One run in a fresh store; the store's state comes back with the
+    /// outcome (none when the store could not be made).
+    async fn run_store(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+        progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> (Result<String, RunError>, Option<RunState>) {
+        match self.run_in_store(plugin, input, gateway, progress).await {
+            Ok((result, state)) => (result, Some(state)),
+            Err(error) => (Err(error), None),
+        }
+    }
+
+    async fn run_in_store(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        gateway: Arc<dyn ToolGateway>,
+        progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<(Result<String, RunError>, RunState), RunError> {
         let policy = plugin.policy();
         // Lives until the run's end, then is deleted with its contents.
         let scratch = if policy.scratch_dir {
@@ -419,12 +533,8 @@ impl Sandbox {
         })
         .await;
 
-        let state = store.data();
-        let plugin = &plugin.name;
-        log_output(plugin, "stdout", &state.stdout);
-        log_output(plugin, "stderr", &state.stderr);
-        tracing::debug!(plugin = %plugin, calls = state.calls, "run finished");
-        match outcome {
+        let state = store.into_data();
+        let result = match outcome {
             Err(_elapsed) => Err(RunError::Deadline(policy.deadline)),
             Ok(Err(error)) => Err(error),
             // Python and JS runtimes turn a refused memory growth into an
@@ -441,8 +551,20 @@ impl Sandbox {
                 })
             }
             Ok(Ok(Ok(output))) => Ok(output),
-        }
+        };
+        Ok((result, state))
     }
+}
+
+/// What a run left on stdout, and how many calls it made.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// The text kept, up to the policy's output cap.
+    pub stdout: String,
+    /// Bytes written past the cap.
+    pub dropped: u64,
+    /// Tool calls the run asked for.
+    pub calls: u64,
 }
 
 fn engine_config(pool: Option<&RunLimits>) -> wasmtime::Config {

@@ -143,6 +143,10 @@ pub(super) fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, To
                 description: t.description.as_ref().map(|d| d.to_string()),
                 input_schema: serde_json::to_string(&*t.input_schema)
                     .unwrap_or_else(|_| "{}".to_owned()),
+                output_schema: t
+                    .output_schema
+                    .as_ref()
+                    .and_then(|s| serde_json::to_string(&**s).ok()),
             };
             (info.name.clone(), info)
         })

@@ -253,6 +253,7 @@ impl Sessions {
                         target.description.as_deref().unwrap_or("")
                     )),
                     input_schema: target.input_schema.clone(),
+                    output_schema: target.output_schema.clone(),
                 })
             })
             .collect()

@@ -1,0 +1,424 @@
+//! The engine and its event loop: runs a script, drains its jobs, sends
+//! its queued tool calls to the host in batches, and reads its answer.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::Path;
+
+use boa_engine::builtins::promise::PromiseState;
+use boa_engine::object::ObjectInitializer;
+use boa_engine::object::builtins::{JsFunction, JsPromise};
+use boa_engine::property::Attribute;
+use boa_engine::{
+    Context, JsError, JsNativeError, JsNativeErrorKind, JsResult, JsString, JsValue,
+    NativeFunction, Script, Source, js_string,
+};
+use serde_json::json;
+
+use crate::weir::agent::{code, mcp};
+
+/// The name the script goes by in positions (`script.js:3:7`).
+const SCRIPT_PATH: &str = "script.js";
+/// What goes before the script so that it is an async function's body;
+/// one line, taken off the positions the engine reports.
+const WRAP_BEFORE: &str = "(async () => {\n";
+const WRAP_AFTER: &str = "\n})()";
+/// Calls sent to the host in one `call-tools` batch at most; the rest go in
+/// the next. The host caps how many of a batch are in flight.
+const BATCH: usize = 256;
+/// Bytes of `console` output the runtime passes on; the rest is counted.
+const LOG_BYTES: usize = 1 << 20;
+/// Nested calls before the engine throws a RangeError (far below where
+/// the engine's own stack would overflow).
+const RECURSION_LIMIT: usize = 400;
+
+/// One queued tool call: what to call and how to settle its promise.
+struct Queued {
+    call: mcp::Call,
+    resolve: JsFunction,
+}
+
+/// The engine, set up once (before the snapshot).
+struct Engine {
+    context: Context,
+    /// The prelude's `encode` and `explain`.
+    encode: JsFunction,
+    explain: JsFunction,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static QUEUE: RefCell<Vec<Queued>> = const { RefCell::new(Vec::new()) };
+    static LOGGED: RefCell<(usize, usize)> = const { RefCell::new((0, 0)) };
+}
+
+/// Sets up the engine: the context, the host's natives and the prelude.
+pub fn initialize() {
+    ENGINE.with(|engine| {
+        let mut engine = engine.borrow_mut();
+        if engine.is_none() {
+            match Engine::new() {
+                Ok(ready) => *engine = Some(ready),
+                // The prelude is ours: failing here is a bug in the build.
+                Err(error) => panic!("the code runtime's prelude failed: {error}"),
+            }
+        }
+    });
+}
+
+/// Runs one script (`input` is `{"code": "…"}`): `Ok` is `{"value": …}`,
+/// `Err` a JSON object saying what went wrong, for the host to word.
+pub fn run(input: &str) -> Result<String, String> {
+    initialize();
+    let code = match serde_json::from_str::<serde_json::Value>(input) {
+        Ok(serde_json::Value::Object(mut map)) => match map.remove("code") {
+            Some(serde_json::Value::String(code)) => code,
+            _ => return Err(failure("input", "the input has no `code` string")),
+        },
+        _ => return Err(failure("input", "the input is not a JSON object")),
+    };
+    ENGINE.with(|engine| {
+        let mut engine = engine.borrow_mut();
+        let Some(engine) = engine.as_mut() else {
+            return Err(failure("runtime", "the engine is not set up"));
+        };
+        engine.execute(&code)
+    })
+}
+
+fn failure(kind: &str, message: &str) -> String {
+    json!({ "kind": kind, "message": message }).to_string()
+}
+
+impl Engine {
+    fn new() -> JsResult<Self> {
+        let mut context = Context::default();
+        context
+            .runtime_limits_mut()
+            .set_recursion_limit(RECURSION_LIMIT);
+        let natives = ObjectInitializer::new(&mut context)
+            .function(
+                NativeFunction::from_fn_ptr(enqueue),
+                js_string!("enqueue"),
+                3,
+            )
+            .function(
+                NativeFunction::from_fn_ptr(list_tools),
+                js_string!("listTools"),
+                0,
+            )
+            .function(
+                NativeFunction::from_fn_ptr(search_tools),
+                js_string!("searchTools"),
+                2,
+            )
+            .function(NativeFunction::from_fn_ptr(print), js_string!("print"), 1)
+            .build();
+        let prelude = context.eval(Source::from_bytes(include_str!("prelude.js")))?;
+        let prelude = function(&prelude, "the prelude")?;
+        let exports = prelude.call(&JsValue::undefined(), &[natives.into()], &mut context)?;
+        let exports = exports
+            .as_object()
+            .ok_or_else(|| JsNativeError::typ().with_message("the prelude returned no object"))?;
+        let encode = function(&exports.get(js_string!("encode"), &mut context)?, "encode")?;
+        let explain = function(
+            &exports.get(js_string!("explain"), &mut context)?,
+            "explain",
+        )?;
+        // Nothing a script could reach to leave by: the engine has no
+        // `fetch`, `require` or timers; `eval` stays (it runs in the same
+        // sandbox).
+        context.register_global_property(
+            js_string!("globalThis"),
+            context.global_object(),
+            Attribute::all(),
+        )?;
+        Ok(Self {
+            context,
+            encode,
+            explain,
+        })
+    }
+
+    fn execute(&mut self, code: &str) -> Result<String, String> {
+        let context = &mut self.context;
+        let wrapped = format!("{WRAP_BEFORE}{code}{WRAP_AFTER}");
+        let source = Source::from_bytes(wrapped.as_bytes()).with_path(Path::new(SCRIPT_PATH));
+        let script = Script::parse(source, None, context).map_err(|e| syntax_error(&e))?;
+        let value = script.evaluate(context).map_err(|e| self.thrown(e))?;
+        let promise = value
+            .as_object()
+            .and_then(|o| JsPromise::from_object(o.clone()).ok())
+            .ok_or_else(|| failure("runtime", "the script did not start"))?;
+        loop {
+            self.context.run_jobs().map_err(|e| self.thrown(e))?;
+            match promise.state() {
+                PromiseState::Fulfilled(value) => {
+                    finish_log();
+                    let text = self
+                        .encode
+                        .call(&JsValue::undefined(), &[value], &mut self.context)
+                        .map_err(|e| self.thrown(e))?;
+                    let text = text
+                        .as_string()
+                        .map(|s| s.to_std_string_escaped())
+                        .unwrap_or_else(|| "null".into());
+                    return Ok(format!("{{\"value\":{text}}}"));
+                }
+                PromiseState::Rejected(reason) => {
+                    finish_log();
+                    return Err(self.thrown(JsError::from_opaque(reason)));
+                }
+                PromiseState::Pending => {
+                    if !flush(&mut self.context).map_err(|e| self.thrown(e))? {
+                        finish_log();
+                        return Err(failure(
+                            "never_settled",
+                            "the script is waiting for something that will never happen: it \
+                             awaits a promise nothing resolves (there are no timers or events \
+                             here; only tool calls settle)",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a thrown value says, as the JSON the host words for the model:
+    /// the prelude's reading of it, and where in the script it was made.
+    fn thrown(&mut self, error: JsError) -> String {
+        let native = error.try_native(&mut self.context).ok();
+        // The engine's own limits cannot be caught, nor made JS values.
+        if let Some(native) = &native
+            && matches!(native.kind, JsNativeErrorKind::RuntimeLimit)
+        {
+            return failure(
+                "limit",
+                &format!(
+                    "the script went too deep ({}; at most {RECURSION_LIMIT} nested calls): \
+                     runaway recursion?",
+                    native.message()
+                ),
+            );
+        }
+        let position = native.and_then(|native| position(&native.to_string()));
+        let opaque = error.to_opaque(&mut self.context);
+        let explained = self
+            .explain
+            .call(&JsValue::undefined(), &[opaque], &mut self.context)
+            .ok()
+            .and_then(|v| v.as_string().map(|s| s.to_std_string_escaped()))
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let mut explained = match explained {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => {
+                let mut map = serde_json::Map::new();
+                map.insert("kind".into(), "exception".into());
+                map.insert("message".into(), error.to_string().into());
+                map
+            }
+        };
+        if let Some((line, column)) = position {
+            explained.insert("line".into(), line.into());
+            explained.insert("column".into(), column.into());
+        }
+        serde_json::Value::Object(explained).to_string()
+    }
+}
+
+fn function(value: &JsValue, what: &str) -> JsResult<JsFunction> {
+    value
+        .as_object()
+        .and_then(|o| JsFunction::from_object(o.clone()))
+        .ok_or_else(|| {
+            JsNativeError::typ()
+                .with_message(format!("{what} is not a function"))
+                .into()
+        })
+}
+
+/// The script's own line and column in an engine position
+/// (`… (script.js:4:9)`), the wrapper's line taken off.
+fn position(text: &str) -> Option<(u64, u64)> {
+    let at = text.rfind(&format!("({SCRIPT_PATH}:"))?;
+    let rest = &text[at + SCRIPT_PATH.len() + 2..];
+    let end = rest.find(')')?;
+    let (line, column) = rest[..end].split_once(':')?;
+    let line: u64 = line.parse().ok()?;
+    let column: u64 = column.parse().ok()?;
+    let skipped = WRAP_BEFORE.matches('\n').count() as u64;
+    Some((line.checked_sub(skipped).filter(|l| *l > 0)?, column))
+}
+
+/// A syntax error, with the script's line and column.
+fn syntax_error(error: &JsError) -> String {
+    let text = error.to_string();
+    // The parser says "… at line L, col C".
+    let mut message = text.clone();
+    let mut place = None;
+    if let Some(at) = text.rfind(" at line ") {
+        let tail = &text[at + " at line ".len()..];
+        if let Some((line, column)) = tail.split_once(", col ") {
+            let column: String = column.chars().take_while(char::is_ascii_digit).collect();
+            if let (Ok(line), Ok(column)) = (line.trim().parse::<u64>(), column.parse::<u64>()) {
+                let skipped = WRAP_BEFORE.matches('\n').count() as u64;
+                place = Some((line.saturating_sub(skipped).max(1), column));
+                message = text[..at].to_owned();
+            }
+        }
+    }
+    let message = message
+        .trim_start_matches("SyntaxError: ")
+        .trim()
+        .to_owned();
+    let mut out = json!({ "kind": "syntax", "message": message });
+    if let Some((line, column)) = place {
+        out["line"] = line.into();
+        out["column"] = column.into();
+    }
+    out.to_string()
+}
+
+/// Sends the queued calls to the host (one batch, or a few) and settles
+/// their promises. `false` when nothing was queued.
+fn flush(context: &mut Context) -> JsResult<bool> {
+    let batch: Vec<Queued> = QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        let n = q.len().min(BATCH);
+        q.drain(..n).collect()
+    });
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    let calls: Vec<mcp::Call> = batch.iter().map(|q| q.call.clone()).collect();
+    let results = mcp::call_tools(&calls);
+    for (queued, result) in batch.into_iter().zip(results) {
+        let outcome = ObjectInitializer::new(context).build();
+        match result {
+            Ok(text) => {
+                outcome.set(js_string!("ok"), true, false, context)?;
+                outcome.set(
+                    js_string!("text"),
+                    JsString::from(text.as_str()),
+                    false,
+                    context,
+                )?;
+            }
+            Err(error) => {
+                let (kind, message) = call_error(error);
+                outcome.set(js_string!("ok"), false, false, context)?;
+                outcome.set(js_string!("kind"), js_string!(kind), false, context)?;
+                outcome.set(
+                    js_string!("message"),
+                    JsString::from(message.as_str()),
+                    false,
+                    context,
+                )?;
+            }
+        }
+        queued
+            .resolve
+            .call(&JsValue::undefined(), &[outcome.into()], context)?;
+    }
+    Ok(true)
+}
+
+fn call_error(error: mcp::CallError) -> (&'static str, String) {
+    match error {
+        mcp::CallError::Denied(m) => ("denied", m),
+        mcp::CallError::NotFound(m) => ("not_found", m),
+        mcp::CallError::InvalidArguments(m) => ("invalid_arguments", m),
+        mcp::CallError::Unavailable(m) => ("unavailable", m),
+        mcp::CallError::Timeout => ("timeout", "the server did not answer in time".into()),
+        mcp::CallError::ProtocolError(m) => ("protocol_error", m),
+    }
+}
+
+fn string_arg(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<String> {
+    Ok(args
+        .get(i)
+        .cloned()
+        .unwrap_or_default()
+        .to_string(context)?
+        .to_std_string_escaped())
+}
+
+/// `enqueue(server, tool, argumentsText)`: a promise of the call's raw
+/// outcome, settled at the next flush.
+fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let call = mcp::Call {
+        server: string_arg(args, 0, context)?,
+        tool: string_arg(args, 1, context)?,
+        arguments: string_arg(args, 2, context)?,
+    };
+    let (promise, resolvers) = JsPromise::new_pending(context);
+    QUEUE.with(|q| {
+        q.borrow_mut().push(Queued {
+            call,
+            resolve: resolvers.resolve,
+        })
+    });
+    Ok(promise.into())
+}
+
+fn tools_json(tools: Vec<mcp::Tool>) -> JsValue {
+    let list: Vec<serde_json::Value> = tools
+        .into_iter()
+        .map(|t| {
+            json!({
+                "server": t.server,
+                "name": t.name,
+                "description": t.description,
+            })
+        })
+        .collect();
+    JsString::from(serde_json::Value::Array(list).to_string().as_str()).into()
+}
+
+/// `listTools()`: the granted tools, as JSON text.
+fn list_tools(_this: &JsValue, _args: &[JsValue], _context: &mut Context) -> JsResult<JsValue> {
+    Ok(tools_json(mcp::list_tools()))
+}
+
+/// `searchTools(query, limit)`: the host's best matches, as JSON text.
+fn search_tools(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let query = string_arg(args, 0, context)?;
+    let limit = args
+        .get(1)
+        .cloned()
+        .unwrap_or_default()
+        .to_u32(context)?
+        .clamp(1, 100);
+    Ok(tools_json(code::search_tools(&query, limit)))
+}
+
+/// `print(line)`: one line of console output, up to the runtime's cap.
+fn print(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let line = string_arg(args, 0, context)?;
+    LOGGED.with(|logged| {
+        let (kept, dropped) = &mut *logged.borrow_mut();
+        if *kept + line.len() < LOG_BYTES {
+            *kept += line.len() + 1;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.write_all(b"\n");
+        } else {
+            *dropped += line.len() + 1;
+        }
+    });
+    Ok(JsValue::undefined())
+}
+
+/// Says how much console output was dropped, if any.
+fn finish_log() {
+    LOGGED.with(|logged| {
+        let (_, dropped) = *logged.borrow();
+        if dropped > 0 {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "[weir: {dropped} more bytes of console output were dropped (the cap is {} MiB)]",
+                LOG_BYTES >> 20
+            );
+        }
+    });
+}

@@ -1,0 +1,228 @@
+// The script's world in code mode, set up once before the host snapshots
+// the engine. It is one function of the host's natives; everything it
+// needs is captured here, so a script that overwrites a global (JSON,
+// Promise, Object.prototype…) changes only its own view, never how its
+// calls reach the host or how its answer is read.
+(function (native) {
+  'use strict';
+  const { stringify, parse } = JSON;
+  const { defineProperty, freeze, create, keys } = Object;
+  const StringOf = String;
+  const isArray = Array.isArray;
+
+  /** A tool call that did not give a result: refused by the host, failed
+   * on the way, or answered with `isError`. `kind` says which. */
+  class ToolError extends Error {
+    constructor(kind, message, server, tool) {
+      super(message);
+      this.name = 'ToolError';
+      this.kind = kind;
+      this.server = server;
+      this.tool = tool;
+    }
+  }
+
+  function describe(value) {
+    if (typeof value === 'string') return JSON.stringify(value);
+    if (value === null || typeof value !== 'object') return StringOf(value);
+    return isArray(value) ? 'an array' : 'an object';
+  }
+
+  // What a result is to the script: the structured content when the tool
+  // gave one, else its text — a block that is not text (an image, say) is
+  // a placeholder line naming it.
+  function blockText(block) {
+    if (!block || typeof block !== 'object') return '';
+    if (block.type === 'text') return StringOf(block.text ?? '');
+    if (block.type === 'resource' && block.resource && typeof block.resource.text === 'string') {
+      return block.resource.text;
+    }
+    const what = block.mimeType ?? block.resource?.mimeType ?? '';
+    const size = typeof block.data === 'string' ? `, ${block.data.length} base64 characters` : '';
+    return `[${block.type}${what ? ' ' + what : ''}${size}]`;
+  }
+
+  function shape(text, server, tool) {
+    const reply = parse(text);
+    const content = isArray(reply.content) ? reply.content : [];
+    const joined = content.map(blockText).join('\n');
+    if (reply.isError) {
+      throw new ToolError('tool_error', `${server}.${tool}: ${joined || 'the tool reported an error'}`, server, tool);
+    }
+    if (reply.structuredContent !== undefined && reply.structuredContent !== null) {
+      return reply.structuredContent;
+    }
+    return joined;
+  }
+
+  /** Calls `tool` on `server` with `args` (a JSON object). Calls made
+   * without waiting between them (`Promise.all`) go out together. */
+  function callTool(server, tool, args) {
+    return new Promise((resolve, reject) => {
+      if (typeof server !== 'string' || typeof tool !== 'string') {
+        throw new TypeError(
+          `callTool(server, tool, args) takes two strings, got ${describe(server)} and ${describe(tool)}`,
+        );
+      }
+      let text = '';
+      if (args !== undefined && args !== null) {
+        if (typeof args !== 'object' || isArray(args)) {
+          throw new ToolError(
+            'invalid_arguments',
+            `the arguments of ${server}.${tool} must be an object, got ${describe(args)}`,
+            server,
+            tool,
+          );
+        }
+        text = stringify(args);
+      }
+      native.enqueue(server, tool, text).then((outcome) => {
+        if (outcome.ok) {
+          try {
+            resolve(shape(outcome.text, server, tool));
+          } catch (error) {
+            reject(error);
+          }
+        } else {
+          reject(new ToolError(outcome.kind, `${server}.${tool}: ${outcome.message}`, server, tool));
+        }
+      });
+    });
+  }
+
+  // One valid identifier per name; `tools["a-b"]` works as well.
+  function ident(name) {
+    let id = StringOf(name).replace(/[^A-Za-z0-9_$]/g, '_');
+    if (id === '' || /^[0-9]/.test(id)) id = '_' + id;
+    return id;
+  }
+
+  function parseTools(text) {
+    return parse(text).map((t) => ({
+      server: t.server,
+      name: t.name,
+      description: t.description ?? '',
+    }));
+  }
+
+  // A name the script got wrong is a TypeError naming what there is,
+  // not `undefined is not a function`.
+  const quiet = new Set(['then', 'toJSON', 'constructor', 'valueOf', 'toString']);
+  function guarded(target, label, what) {
+    return new Proxy(target, {
+      get(t, key) {
+        if (typeof key === 'symbol' || key in t || quiet.has(key)) return t[key];
+        const known = keys(t).filter((k) => k === ident(k));
+        throw new TypeError(
+          `${label}.${StringOf(key)}: no such ${what} is granted; there are: ${known.join(', ') || 'none'}`,
+        );
+      },
+      set() {
+        throw new TypeError(`${label} cannot be changed`);
+      },
+    });
+  }
+
+  let toolsObject;
+  function buildTools() {
+    const root = create(null);
+    for (const t of parseTools(native.listTools())) {
+      for (const serverKey of new Set([ident(t.server), t.server])) {
+        const server = root[serverKey] ?? (root[serverKey] = create(null));
+        const call = (args) => callTool(t.server, t.name, args);
+        for (const toolKey of new Set([ident(t.name), t.name])) {
+          if (!(toolKey in server)) server[toolKey] = call;
+        }
+      }
+    }
+    for (const k of keys(root)) root[k] = guarded(freeze(root[k]), `tools.${k}`, 'tool');
+    return guarded(freeze(root), 'tools', 'server');
+  }
+
+  /** The granted tools that best match `query`, best first. */
+  function searchTools(query, limit) {
+    if (typeof query !== 'string') {
+      throw new TypeError(`searchTools(query, limit?) takes a string, got ${describe(query)}`);
+    }
+    const n = limit === undefined ? 10 : Number(limit);
+    return Promise.resolve(parseTools(native.searchTools(query, n > 0 ? n : 10)));
+  }
+
+  function format(value, seen) {
+    if (typeof value === 'string') return value;
+    if (typeof value === 'function') return `[Function ${value.name || 'anonymous'}]`;
+    if (typeof value === 'bigint') return `${value}n`;
+    if (typeof value === 'symbol' || value === undefined) return StringOf(value);
+    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    try {
+      return stringify(value, (key, v) => {
+        if (typeof v === 'bigint') return `${v}n`;
+        if (typeof v === 'function') return `[Function ${v.name || 'anonymous'}]`;
+        if (v !== null && typeof v === 'object') {
+          if (seen.has(v)) return '[Circular]';
+          seen.add(v);
+        }
+        return v;
+      }) ?? StringOf(value);
+    } catch (error) {
+      return StringOf(value);
+    }
+  }
+
+  function log(...args) {
+    native.print(args.map((a) => format(a, new Set())).join(' '));
+  }
+  const console = freeze({
+    log,
+    info: log,
+    debug: log,
+    warn: log,
+    error: log,
+  });
+
+  const fixed = { writable: false, configurable: false, enumerable: false };
+  defineProperty(globalThis, 'callTool', { value: callTool, ...fixed });
+  defineProperty(globalThis, 'searchTools', { value: searchTools, ...fixed });
+  defineProperty(globalThis, 'ToolError', { value: ToolError, ...fixed });
+  defineProperty(globalThis, 'console', { value: console, ...fixed });
+  defineProperty(globalThis, 'tools', {
+    get() {
+      return toolsObject ?? (toolsObject = buildTools());
+    },
+    configurable: false,
+    enumerable: false,
+  });
+
+  // What the driver uses to read the answer: JSON text, or a TypeError
+  // saying why the value is not JSON.
+  function encode(value) {
+    if (value === undefined) return 'null';
+    let text;
+    try {
+      text = stringify(value, (key, v) => {
+        if (typeof v === 'bigint') {
+          throw new TypeError(`a BigInt (${v}n) is not JSON; return it as a string or a number`);
+        }
+        return v;
+      });
+    } catch (error) {
+      if (error instanceof TypeError && /cycl|circular/i.test(error.message)) {
+        throw new TypeError('the returned value refers to itself (a cycle) and cannot be JSON');
+      }
+      throw error;
+    }
+    return text === undefined ? 'null' : text;
+  }
+
+  function explain(error) {
+    if (error instanceof ToolError) {
+      return { kind: error.kind, message: error.message, server: error.server, tool: error.tool };
+    }
+    if (error instanceof Error) {
+      return { kind: 'exception', name: StringOf(error.name), message: StringOf(error.message) };
+    }
+    return { kind: 'thrown', message: `the script threw ${format(error, new Set())}, not an Error` };
+  }
+
+  return { encode, explain: (error) => stringify(explain(error)) };
+});
