@@ -218,6 +218,12 @@ struct ServeArgs {
     /// host are refused, against DNS rebinding.
     #[arg(long = "allow-host", value_name = "NAME")]
     allow_hosts: Vec<String>,
+    /// Offer code mode's tools — search_tools, describe_tools and
+    /// execute_code (the model writes a script, weir runs it sandboxed) —
+    /// instead of needing plugins (served beside them, if --plugins is
+    /// given). Same as `weir.code_mode.enabled` in the config.
+    #[arg(long)]
+    code_mode: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -721,7 +727,19 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .map(|h| (*h).to_owned())
         .collect();
     allowed_hosts.extend(args.allow_hosts);
+    let code_mode = if args.code_mode || host.config().code_mode {
+        match CodeMode::prepare(&host, crate::CODE_RUNTIME).await {
+            Ok(code) => Some(code),
+            Err(e) => {
+                host.shutdown().await;
+                return Err(anyhow::Error::new(e).context("cannot prepare code mode"));
+            }
+        }
+    } else {
+        None
+    };
     let options = ServeOptions {
+        code_mode,
         listen: match args.http {
             Some(addr) => Listen::Http(addr),
             None => Listen::Stdio,

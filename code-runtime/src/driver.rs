@@ -352,12 +352,19 @@ fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult
         arguments: string_arg(args, 2, context)?,
     };
     let (promise, resolvers) = JsPromise::new_pending(context);
-    QUEUE.with(|q| {
-        q.borrow_mut().push(Queued {
+    let queued = QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        q.push(Queued {
             call,
             resolve: resolvers.resolve,
-        })
+        });
+        q.len()
     });
+    // A script that calls without ever waiting still sends its calls (and
+    // meets its call budget), a batch at a time, instead of piling them up.
+    if queued >= BATCH {
+        flush(context)?;
+    }
     Ok(promise.into())
 }
 

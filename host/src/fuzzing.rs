@@ -148,6 +148,7 @@ pub async fn http_exchange(host: Arc<Host>, request: &[u8]) -> Vec<u8> {
         host.clone(),
         Arc::new(Catalog::new(host.clone())),
         Arc::new(Clients::default()),
+        None,
     );
     let routes = Routes::mcp_and_metrics(
         host,

@@ -25,6 +25,14 @@ pub struct CodeMode {
     runtime: Plugin,
 }
 
+impl std::fmt::Debug for CodeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeMode")
+            .field("runtime", &self.runtime.name())
+            .finish()
+    }
+}
+
 impl CodeMode {
     /// Loads the runtime component (`bytes`, which ships with weir) under
     /// code mode's grant. The first start pre-initializes and compiles it

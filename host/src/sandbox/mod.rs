@@ -83,6 +83,11 @@ impl Plugin {
         self.rules.policy()
     }
 
+    /// Its rules, for a gate of its own (what code mode's tools list).
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
     /// Waits for one of this plugin's run slots.
     pub async fn run_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.runs.clone().acquire_owned().await.ok()

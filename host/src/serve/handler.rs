@@ -17,6 +17,7 @@ use rmcp::service::{NotificationContext, RequestContext, RoleServer, Subscriptio
 
 use super::catalog::{Catalog, input_for};
 use super::clients::Clients;
+use super::code_tools::CodeTools;
 use crate::gate::Via;
 use crate::gateway::CallError;
 use crate::runtime::{Host, HostRunError};
@@ -30,14 +31,22 @@ pub struct WeirServer {
     host: Arc<Host>,
     catalog: Arc<Catalog>,
     clients: Arc<Clients>,
+    /// Code mode's tools, when served.
+    code: Option<Arc<CodeTools>>,
 }
 
 impl WeirServer {
-    pub fn new(host: Arc<Host>, catalog: Arc<Catalog>, clients: Arc<Clients>) -> Self {
+    pub fn new(
+        host: Arc<Host>,
+        catalog: Arc<Catalog>,
+        clients: Arc<Clients>,
+        code: Option<Arc<CodeTools>>,
+    ) -> Self {
         Self {
             host,
             catalog,
             clients,
+            code,
         }
     }
 
@@ -191,6 +200,9 @@ impl ServerHandler for WeirServer {
             .values()
             .map(|e| e.tool.clone())
             .collect();
+        if self.code.is_some() {
+            tools.extend(CodeTools::tools());
+        }
         tools.extend(self.upstream_tools().await);
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -201,7 +213,20 @@ impl ServerHandler for WeirServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
-        let Some(entry) = self.catalog.get(&name) else {
+        let entry = self.catalog.get(&name);
+        if entry.is_none()
+            && let Some(code) = &self.code
+        {
+            let call = code.call(&name, request.arguments.clone());
+            // A client's cancel drops the script's run, like a plugin's.
+            tokio::select! {
+                result = call => if let Some(result) = result {
+                    return Ok(CallToolResponse::Complete(result));
+                },
+                () = context.ct.cancelled() => return Err(cancelled()),
+            }
+        }
+        let Some(entry) = entry else {
             if self.host.config().expose_upstream_tools {
                 return self.call_upstream(&name, request, &context).await;
             }

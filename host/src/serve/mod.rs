@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod clients;
+pub mod code_tools;
 pub mod connection;
 pub mod handler;
 pub mod http;
@@ -55,14 +56,17 @@ pub struct ServeOptions {
     pub metrics: Option<SocketAddr>,
     /// Host names HTTP requests may be addressed to (DNS-rebinding check).
     pub allowed_hosts: Vec<String>,
+    /// Code mode: offer `search_tools`, `describe_tools` and
+    /// `execute_code` (beside the plugins, if a directory is given).
+    pub code_mode: Option<crate::code::CodeMode>,
 }
 
 /// Why `weir serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
-        "weir serve needs a plugins directory: pass --plugins DIR or set weir.plugins_dir \
-         in the config"
+        "weir serve needs a plugins directory or code mode: pass --plugins DIR (or set \
+         weir.plugins_dir in the config), or --code-mode"
     )]
     NoPluginsDir,
     #[error(transparent)]
@@ -86,28 +90,37 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let dir = host
-        .config()
-        .plugins_dir
-        .clone()
-        .ok_or(ServeError::NoPluginsDir)?;
+    let dir = host.config().plugins_dir.clone();
+    if dir.is_none() && options.code_mode.is_none() {
+        return Err(ServeError::NoPluginsDir);
+    }
     let catalog = Arc::new(Catalog::new(host.clone()));
-    let first = {
-        let catalog = catalog.clone();
-        tokio::task::spawn_blocking(move || catalog.rescan())
-            .await
-            .map_err(|e| ServeError::Loading(e.to_string()))??
+    let first = match &dir {
+        Some(_) => {
+            let catalog = catalog.clone();
+            tokio::task::spawn_blocking(move || catalog.rescan())
+                .await
+                .map_err(|e| ServeError::Loading(e.to_string()))??
+        }
+        None => catalog::Changes::default(),
     };
     let clients = Arc::new(Clients::default());
     let stop = CancellationToken::new();
     // Without a watcher (say, the system's inotify limit is reached) weir
     // still serves, just without hot reload.
-    let watcher = watch::spawn(&dir, catalog.clone(), clients.clone(), stop.clone())
-        .map_err(|error| {
-            tracing::warn!(%error, dir = %dir.display(), "cannot watch the plugins directory; hot reload is off");
-        })
-        .ok();
-    let server = WeirServer::new(host.clone(), catalog.clone(), clients.clone());
+    let watcher = dir.as_ref().and_then(|dir| {
+        watch::spawn(dir, catalog.clone(), clients.clone(), stop.clone())
+            .map_err(|error| {
+                tracing::warn!(%error, dir = %dir.display(), "cannot watch the plugins directory; hot reload is off");
+            })
+            .ok()
+    });
+    let code_tools = options
+        .code_mode
+        .clone()
+        .map(|code| Arc::new(code_tools::CodeTools::new(host.clone(), code)));
+    let with_code = code_tools.is_some();
+    let server = WeirServer::new(host.clone(), catalog.clone(), clients.clone(), code_tools);
     // Passed-through tools are the upstream servers' tools: when one says
     // its list changed, so did ours.
     let relay = host.config().expose_upstream_tools.then(|| {
@@ -173,7 +186,8 @@ pub async fn serve(
     let servers: Vec<&str> = host.sessions().server_names().collect();
     // One line, whatever the log level: what is served, and where.
     eprintln!(
-        "weir serve: {} plugin{} ({}){}; servers: {}; {}",
+        "weir serve: {}{} plugin{} ({}){}; servers: {}; {}",
+        if with_code { "code mode, " } else { "" },
         served.len(),
         if served.len() == 1 { "" } else { "s" },
         served.join(", "),
