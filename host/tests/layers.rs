@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["redact", "policy", "stdio"],
     // The plain-typed door between sandbox and sessions.
     &["gateway"],
-    &["metrics"],
+    &["metrics", "search"],
     // The one gate every call passes; recording stands where the gate does.
     &["gate", "recording"],
     &["config"],
@@ -23,6 +23,8 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "session", "builtin"],
     &["plugins"],
     &["runtime"],
+    // Code mode runs scripts as plugin runs of its runtime.
+    &["code"],
     // Front ends.
     &["serve"],
     &["fuzzing"],
