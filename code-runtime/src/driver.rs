@@ -8,7 +8,6 @@ use std::path::Path;
 use boa_engine::builtins::promise::PromiseState;
 use boa_engine::object::ObjectInitializer;
 use boa_engine::object::builtins::{JsFunction, JsPromise};
-use boa_engine::property::Attribute;
 use boa_engine::{
     Context, JsError, JsNativeError, JsNativeErrorKind, JsResult, JsString, JsValue,
     NativeFunction, Script, Source, js_string,
@@ -128,11 +127,6 @@ impl Engine {
         // Nothing a script could reach to leave by: the engine has no
         // `fetch`, `require` or timers; `eval` stays (it runs in the same
         // sandbox).
-        context.register_global_property(
-            js_string!("globalThis"),
-            context.global_object(),
-            Attribute::all(),
-        )?;
         Ok(Self {
             context,
             encode,

@@ -23,7 +23,7 @@
   }
 
   function describe(value) {
-    if (typeof value === 'string') return JSON.stringify(value);
+    if (typeof value === 'string') return stringify(value);
     if (value === null || typeof value !== 'object') return StringOf(value);
     return isArray(value) ? 'an array' : 'an object';
   }

@@ -8,17 +8,6 @@ use serde_json::json;
 use support::{Scratch, load};
 use weir_host::{HostRunError, RunError};
 
-/// The largest `nap-concurrency N` the test server logged.
-fn max_concurrency(scratch: &Scratch) -> usize {
-    std::fs::read_to_string(scratch.events_log())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("nap-concurrency "))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 fn expected(n: u64, ms: u64) -> String {
     (0..n)
         .map(|i| format!("ok:napped {}", ms + i))
@@ -34,7 +23,7 @@ async fn a_batch_runs_at_once_and_answers_in_order() {
     let out = host.run(&testbed, "batch:10:300").await.expect("runs");
     assert_eq!(out, expected(10, 300), "results in request order");
     assert_eq!(
-        max_concurrency(&scratch),
+        scratch.max_nap_concurrency(),
         10,
         "all ten calls were in flight together"
     );
@@ -52,7 +41,7 @@ async fn a_batch_respects_the_policy_concurrency_cap() {
     let out = host.run(&testbed, "batch:10:200").await.expect("runs");
     assert_eq!(out, expected(10, 200));
     assert_eq!(
-        max_concurrency(&scratch),
+        scratch.max_nap_concurrency(),
         3,
         "overlapping, but never more than max_parallel_calls"
     );
@@ -73,7 +62,7 @@ async fn every_call_of_a_batch_counts_against_the_budget() {
         .expect_err("the run is stopped");
     assert_eq!(err, HostRunError::Run(RunError::CallBudget(5)));
     assert_eq!(
-        max_concurrency(&scratch),
+        scratch.max_nap_concurrency(),
         0,
         "nothing was sent: the batch is checked before any call goes out"
     );

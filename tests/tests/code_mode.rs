@@ -10,17 +10,6 @@ use serde_json::json;
 use support::Scratch;
 use weir_host::code::CodeMode;
 
-/// The largest `nap-concurrency N` the test server logged.
-fn max_concurrency(scratch: &Scratch) -> usize {
-    std::fs::read_to_string(scratch.events_log())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("nap-concurrency "))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 /// A host whose code mode may call the test server's `echo` and `nap`
 /// only, with tight limits so hostile scripts end fast.
 async fn code_host(scratch: &Scratch) -> (weir_host::Host, CodeMode) {
@@ -61,7 +50,7 @@ async fn calls_awaited_together_run_at_once() {
     );
     assert_eq!(run.console, "done 10\n");
     assert_eq!(run.calls, 10);
-    assert_eq!(max_concurrency(&scratch), 10, "all ten naps overlapped");
+    assert_eq!(scratch.max_nap_concurrency(), 10, "all ten naps overlapped");
     host.shutdown().await;
 }
 

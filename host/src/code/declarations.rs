@@ -89,7 +89,7 @@ fn declare_tool(out: &mut String, tool: &ToolInfo) {
     }
     write_doc(out, "    ", &doc);
     let args = Types::new(&input).of(&input, 3, 0);
-    let optional = required(&input).is_empty();
+    let optional = input.as_object().is_none_or(|o| required(o).is_empty());
     let result = match &output {
         Some(schema) => Types::new(schema).of(schema, 3, 0),
         None => "string".to_owned(),
@@ -102,8 +102,9 @@ fn declare_tool(out: &mut String, tool: &ToolInfo) {
     );
 }
 
-fn required(schema: &Value) -> Vec<&str> {
-    schema
+/// The names an object schema lists as `required`.
+fn required(object: &serde_json::Map<String, Value>) -> Vec<&str> {
+    object
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -247,11 +248,7 @@ impl<'a> Types<'a> {
                 None => "Record<string, never>".into(),
             };
         };
-        let required: Vec<&str> = object
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required = required(object);
         let indent = "  ".repeat(level + 1);
         let mut out = String::from("{\n");
         for (name, property) in properties {

@@ -67,6 +67,18 @@ impl Scratch {
         self.dir.join("events.log")
     }
 
+    /// The largest `nap-concurrency N` the test server logged: how many
+    /// naps were in flight together, counted by the server.
+    pub fn max_nap_concurrency(&self) -> usize {
+        std::fs::read_to_string(self.events_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("nap-concurrency "))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Lines of the events log that start with `kind`.
     pub fn events(&self, kind: &str) -> usize {
         std::fs::read_to_string(self.events_log())
