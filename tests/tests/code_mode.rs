@@ -6,8 +6,9 @@
 mod support;
 
 use futures::future::join_all;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::Scratch;
+use support::serve::Served;
 use weir_host::code::CodeMode;
 
 /// A host whose code mode may call the test server's `echo` and `nap`
@@ -182,4 +183,188 @@ async fn big_values_and_console_floods_are_truncated_with_a_note() {
         run.console.len()
     );
     host.shutdown().await;
+}
+
+/// Every process below `pid`, with its command line (arguments joined by
+/// spaces), from /proc.
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut parents: Vec<(u32, u32, String)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // The parent's pid is the second field after the parenthesised name.
+        let Some(ppid) = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        parents.push((p, ppid, cmdline));
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (p, ppid, cmdline) in &parents {
+            if *ppid == parent && support::alive(*p) {
+                found.push((*p, cmdline.clone()));
+                frontier.push(*p);
+            }
+        }
+    }
+    found
+}
+
+/// A real client, as a model uses code mode: the Python `mcp` SDK against
+/// `weir serve --code-mode` with server-filesystem and mcp-server-time
+/// upstream. Search finds `read_text_file`; the declarations type-check
+/// with `tsc` (with a use of them); one script lists a directory, reads
+/// its 20 files with `Promise.all` — the reads in flight together at the
+/// server, counted on its pipe — and returns their sizes, right; one
+/// process per upstream server.
+#[test]
+fn a_python_client_searches_describes_and_runs_a_script() {
+    let scratch = Scratch::new("code-serve");
+    let docs = scratch.dir.join("docs");
+    std::fs::create_dir_all(docs.join("nested")).expect("docs");
+    let mut sizes = serde_json::Map::new();
+    for i in 0..20 {
+        let name = format!("note-{i:02}.txt");
+        let text = format!("note {i}\n{}", "storm ".repeat(10 + 7 * i));
+        std::fs::write(docs.join(&name), &text).expect("write");
+        sizes.insert(name, text.len().into());
+    }
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = tests.join("py/.venv/bin/python");
+    let filesystem =
+        tests.join("npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    for needed in [&python, &filesystem] {
+        assert!(
+            needed.exists(),
+            "{} is missing: run scripts/test (it installs tests/npm and tests/py)",
+            needed.display()
+        );
+    }
+    let wire = scratch.dir.join("fs-wire.log");
+    let config = scratch.config(
+        json!({"code_mode": {"allow": ["fs/*", "time/*"]}}),
+        json!({
+            "fs": {"command": python, "args": [tests.join("py/wire_tap.py"), &wire, "--", "node", filesystem, &docs]},
+            "time": {"command": tests.join("py/.venv/bin/mcp-server-time"), "args": ["--local-timezone", "UTC"]},
+        }),
+    );
+    let served = Served::launch(&config, &[std::ffi::OsStr::new("--code-mode")], &[]);
+    let client = std::process::Command::new(&python)
+        .arg(tests.join("py/code_mode_client.py"))
+        .arg(served.mcp_url())
+        .arg(&docs)
+        .output()
+        .expect("the client runs");
+    assert!(
+        client.status.success(),
+        "client failed: {}\nweir: {}",
+        String::from_utf8_lossy(&client.stderr),
+        served.log()
+    );
+    let report: Value = serde_json::from_slice(&client.stdout).expect("the client's report");
+
+    // The listing is code mode's three tools, small whatever is upstream.
+    assert_eq!(
+        report["tools"],
+        json!(["describe_tools", "execute_code", "search_tools"])
+    );
+    let list_bytes = report["list_bytes"].as_u64().unwrap_or(u64::MAX);
+    assert!(list_bytes <= 2048, "tools/list is {list_bytes} bytes");
+
+    // Search finds the tool and only granted ones.
+    assert_eq!(report["search"]["is_error"], false, "{report}");
+    let found: Value = serde_json::from_str(report["search"]["texts"][0].as_str().unwrap_or(""))
+        .expect("search answers JSON");
+    let found = found.as_array().cloned().unwrap_or_default();
+    assert!(
+        found
+            .iter()
+            .any(|t| t["server"] == "fs" && t["name"] == "read_text_file"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|t| t["server"] == "fs" || t["server"] == "time"),
+        "search found an ungranted tool: {found:?}"
+    );
+
+    // The declarations type-check, and so does a script using them.
+    assert_eq!(report["describe"]["is_error"], false, "{report}");
+    let declarations = report["describe"]["texts"][0].as_str().unwrap_or("");
+    let checked = scratch.dir.join("tsc");
+    std::fs::create_dir_all(&checked).expect("dir");
+    std::fs::write(checked.join("tools.d.ts"), declarations).expect("write");
+    std::fs::write(
+        checked.join("use.ts"),
+        "async function script(): Promise<number> {\n\
+         \x20 const listing = await tools.fs.list_directory({ path: \"/docs\" });\n\
+         \x20 const text = await tools.fs.read_text_file({ path: \"/docs/a\", head: 2 });\n\
+         \x20 const now = await tools.time.get_current_time({ timezone: \"UTC\" });\n\
+         \x20 return listing.content.length + text.content.length + String(now).length;\n\
+         }\n\
+         script();\n",
+    )
+    .expect("write");
+    std::fs::write(
+        checked.join("tsconfig.json"),
+        json!({"compilerOptions": {"strict": true, "noEmit": true, "target": "es2022",
+                                   "lib": ["es2022"], "types": []},
+               "files": ["tools.d.ts", "use.ts"]})
+        .to_string(),
+    )
+    .expect("write");
+    let tsc = tests.join("../guest-sdk/js/node_modules/typescript/bin/tsc");
+    let typed = std::process::Command::new("node")
+        .arg(&tsc)
+        .arg("-p")
+        .arg(&checked)
+        .output()
+        .expect("tsc runs");
+    assert!(
+        typed.status.success(),
+        "tsc: {}{}\n{declarations}",
+        String::from_utf8_lossy(&typed.stdout),
+        String::from_utf8_lossy(&typed.stderr)
+    );
+
+    // The script read every file, right, the reads overlapping.
+    assert_eq!(report["execute"]["is_error"], false, "{report}");
+    let value: Value = serde_json::from_str(report["execute"]["texts"][0].as_str().unwrap_or(""))
+        .expect("the script's value is JSON");
+    assert_eq!(value, json!({"sizes": sizes, "timezone": "UTC"}));
+    assert_eq!(report["execute"]["texts"][1], "console:\nread 20 files\n");
+    let in_flight = std::fs::read_to_string(&wire)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("in-flight ")?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    eprintln!("reads in flight together at server-filesystem: {in_flight}");
+    assert!(
+        in_flight >= 2,
+        "the reads went to server-filesystem one at a time (at most {in_flight} in flight)"
+    );
+
+    // One process per upstream server, all children of this one weir.
+    let below = descendants(served.child.id());
+    let count = |what: &str, not: &str| {
+        below
+            .iter()
+            .filter(|(_, c)| c.contains(what) && !c.contains(not))
+            .count()
+    };
+    assert_eq!(count("server-filesystem", "wire_tap"), 1, "{below:?}");
+    assert_eq!(count("mcp-server-time", "wire_tap"), 1, "{below:?}");
+    let status = served.stop();
+    assert!(status.success(), "weir serve exited {status:?}");
 }

@@ -82,6 +82,8 @@ impl fmt::Display for ScriptError {
     }
 }
 
+impl std::error::Error for ScriptError {}
+
 /// The runtime's report of a failure (its `Err` text).
 #[derive(Deserialize)]
 struct Reported {

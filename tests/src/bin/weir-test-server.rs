@@ -10,6 +10,10 @@
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
 //! - `WEIR_TEST_PROTOCOL=V`: answers `initialize` with protocol revision V.
+//! - `WEIR_TEST_SYNTHETIC_TOOLS=N`: lists N more tools shaped like a SaaS
+//!   API's (`contacts_search`, `invoices_update`, …, with descriptions and
+//!   schemas of a real server's size); each answers with its arguments.
+//!   For benchmarks of what a big server costs a model to read.
 //!
 //! With `--http ADDR` it serves streamable HTTP on ADDR (loopback only)
 //! instead of stdio, printing `listening http://HOST:PORT/mcp` first; the
@@ -264,12 +268,13 @@ impl ServerHandler for TestServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let late = self.late.load(Ordering::Acquire);
-        let tools = self
+        let mut tools: Vec<_> = self
             .tool_router
             .list_all()
             .into_iter()
             .filter(|t| late || t.name != "late")
             .collect();
+        tools.extend(synthetic_tools());
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -281,6 +286,10 @@ impl ServerHandler for TestServer {
         append("WEIR_TEST_EVENTS", &format!("call {}", request.name));
         if request.name == "late" && !self.late.load(Ordering::Acquire) {
             return Err(ErrorData::invalid_params("tool `late` not found", None));
+        }
+        if synthetic_tools().iter().any(|t| t.name == request.name) {
+            let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
+            return Ok(text(format!("{} ok: {args}", request.name)).into());
         }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
@@ -301,6 +310,60 @@ impl ServerHandler for TestServer {
             &format!("cancelled {}", std::process::id()),
         );
     }
+}
+
+/// The `WEIR_TEST_SYNTHETIC_TOOLS` tools: resources × verbs, each with a
+/// description and an input schema like a hosted API's MCP server has.
+fn synthetic_tools() -> Vec<rmcp::model::Tool> {
+    const RESOURCES: [&str; 25] = [
+        "contacts", "companies", "deals", "invoices", "payments", "subscriptions",
+        "tickets", "comments", "projects", "tasks", "milestones", "documents",
+        "folders", "calendars", "events", "campaigns", "segments", "products",
+        "orders", "shipments", "warehouses", "employees", "teams", "webhooks",
+        "reports",
+    ];
+    const VERBS: [(&str, &str); 8] = [
+        ("search", "Search {r} by free text and filters, newest first; returns a page of matches with their ids."),
+        ("get", "Get one of the {r} by its id, with every field and the ids of related records."),
+        ("create", "Create one of the {r} from the given fields; returns the new record with its id."),
+        ("update", "Update fields of one of the {r}; fields left out keep their values."),
+        ("delete", "Delete one of the {r} by id. This cannot be undone; related records keep a dangling reference."),
+        ("list", "List {r} in pages of up to 100, optionally only those changed since a time."),
+        ("export", "Export {r} matching a filter as CSV or JSON lines to a download link valid for an hour."),
+        ("count", "Count {r} matching a filter, without fetching them."),
+    ];
+    let wanted: usize = std::env::var("WEIR_TEST_SYNTHETIC_TOOLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    VERBS
+        .iter()
+        .flat_map(|verb| RESOURCES.iter().map(move |r| (verb, *r)))
+        .take(wanted)
+        .map(|((verb, doc), resource)| {
+            let schema = serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "description": format!("The id of one of the {resource} (from search or list).")},
+                    "query": {"type": "string", "description": "Free text matched against names, emails and notes."},
+                    "fields": {"type": "object", "additionalProperties": true, "description": "Field values by name, as the API reference lists them."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25, "description": "Most records to return."},
+                    "cursor": {"type": "string", "description": "The `next_cursor` of the previous page, for the next one."},
+                    "updated_since": {"type": "string", "format": "date-time", "description": "Only records changed after this time (RFC 3339)."}
+                },
+                "required": if *verb == "search" { vec!["query"] } else { vec![] },
+            });
+            let schema = match schema {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            rmcp::model::Tool::new(
+                format!("{resource}_{verb}"),
+                doc.replace("{r}", resource),
+                Arc::new(schema),
+            )
+        })
+        .collect()
 }
 
 /// Serves streamable HTTP on `addr` until killed.

@@ -77,12 +77,22 @@ impl Served {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Self {
         let config = scratch.config(weir, extra);
+        let plugins = [std::ffi::OsStr::new("--plugins"), plugins.as_os_str()];
+        Self::launch(&config, &plugins, env)
+    }
+
+    /// `weir serve --config CONFIG ARGS --http 127.0.0.1:0` with `env`
+    /// set, once it says where it listens.
+    pub fn launch(
+        config: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let mut child = Command::new(WEIR)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
-            .arg("--plugins")
-            .arg(plugins)
+            .arg(config)
+            .args(args)
             .args(["--http", "127.0.0.1:0"])
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -3,7 +3,7 @@
 //!
 //! `scripts/bench` builds and runs it; `--quick` shortens every part,
 //! `--only PART` runs one (overhead, storm, instantiation, scale, python,
-//! serve, guests). It
+//! serve, guests, code). It
 //! prints a table and writes JSON (`--out FILE`). Each part is bounded by
 //! its iteration counts and stops by itself.
 //!
@@ -17,8 +17,12 @@
 //! 6. `weir serve`: an MCP client calling an agent through weir vs calling
 //!    the server directly, and many concurrent client calls;
 //! 7. guests: agents in Rust, Python and JavaScript side by side — build,
-//!    compile, cached load, instantiation, a run, a tool call.
+//!    compile, cached load, instantiation, a run, a tool call;
+//! 8. code mode: `tools/list` bytes vs pass-through, a 20-call task as
+//!    client round trips vs one script, an empty execution, and the peers'
+//!    executors (a V8 isolate, a Deno process) on the same scripts.
 
+mod code;
 mod fakes;
 mod guests;
 mod instantiation;
@@ -193,6 +197,7 @@ enum Part {
     Python,
     Serve,
     Guests,
+    Code,
 }
 
 async fn bench_main() -> Result<()> {
@@ -243,6 +248,9 @@ async fn bench_main() -> Result<()> {
     }
     if wanted(Part::Guests) {
         bench.guests(&test_server).await?;
+    }
+    if wanted(Part::Code) {
+        bench.code_mode(&everything, &test_server).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if let Some(out) = &args.out {
