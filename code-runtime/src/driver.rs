@@ -31,10 +31,12 @@ const LOG_BYTES: usize = 1 << 20;
 /// the engine's own stack would overflow).
 const RECURSION_LIMIT: usize = 400;
 
-/// One queued tool call: what to call and how to settle its promise.
+/// One queued tool call: what to call and how to settle its promise
+/// (`resolve(value)`, `reject(kind, message)`).
 struct Queued {
     call: mcp::Call,
     resolve: JsFunction,
+    reject: JsFunction,
 }
 
 /// The engine, set up once (before the snapshot).
@@ -99,7 +101,7 @@ impl Engine {
             .function(
                 NativeFunction::from_fn_ptr(enqueue),
                 js_string!("enqueue"),
-                3,
+                5,
             )
             .function(
                 NativeFunction::from_fn_ptr(list_tools),
@@ -287,34 +289,80 @@ fn flush(context: &mut Context) -> JsResult<bool> {
     let calls: Vec<mcp::Call> = batch.iter().map(|q| q.call.clone()).collect();
     let results = mcp::call_tools(&calls);
     for (queued, result) in batch.into_iter().zip(results) {
-        let outcome = ObjectInitializer::new(context).build();
-        match result {
-            Ok(text) => {
-                outcome.set(js_string!("ok"), true, false, context)?;
-                outcome.set(
-                    js_string!("text"),
-                    JsString::from(text.as_str()),
-                    false,
-                    context,
-                )?;
+        match result.map_err(call_error).and_then(|text| shape(&text)) {
+            Ok(value) => {
+                let value = JsValue::from_json(&value, context)?;
+                queued
+                    .resolve
+                    .call(&JsValue::undefined(), &[value], context)?;
             }
-            Err(error) => {
-                let (kind, message) = call_error(error);
-                outcome.set(js_string!("ok"), false, false, context)?;
-                outcome.set(js_string!("kind"), js_string!(kind), false, context)?;
-                outcome.set(
-                    js_string!("message"),
-                    JsString::from(message.as_str()),
-                    false,
-                    context,
-                )?;
+            Err((kind, message)) => {
+                let args = [
+                    js_string!(kind).into(),
+                    JsString::from(message.as_str()).into(),
+                ];
+                queued.reject.call(&JsValue::undefined(), &args, context)?;
             }
         }
-        queued
-            .resolve
-            .call(&JsValue::undefined(), &[outcome.into()], context)?;
     }
     Ok(true)
+}
+
+/// What a tool result is to the script: its structured content when it
+/// gave one, else its text blocks joined (a block that is not text, an
+/// image say, a placeholder line naming it); `isError` is a `tool_error`.
+/// Read here rather than by the script's engine: parsing JSON in Rust is
+/// many times cheaper than in the interpreter.
+fn shape(text: &str) -> Result<serde_json::Value, (&'static str, String)> {
+    use serde_json::Value;
+    let reply: Value = serde_json::from_str(text)
+        .map_err(|e| ("protocol_error", format!("the answer is not JSON: {e}")))?;
+    let joined = || {
+        let blocks = reply.get("content").and_then(Value::as_array);
+        let texts: Vec<String> = blocks.into_iter().flatten().map(block_text).collect();
+        texts.join("\n")
+    };
+    if reply.get("isError").and_then(Value::as_bool) == Some(true) {
+        let text = joined();
+        return Err((
+            "tool_error",
+            if text.is_empty() {
+                "the tool reported an error".into()
+            } else {
+                text
+            },
+        ));
+    }
+    match reply.get("structuredContent") {
+        Some(structured) if !structured.is_null() => Ok(structured.clone()),
+        _ => Ok(Value::String(joined())),
+    }
+}
+
+/// One content block as text.
+fn block_text(block: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let kind = field(block, "type").unwrap_or_else(|| "block".into());
+    if kind == "text" {
+        return field(block, "text").unwrap_or_default();
+    }
+    let resource = block.get("resource").cloned().unwrap_or(Value::Null);
+    if kind == "resource"
+        && let Some(text) = field(&resource, "text")
+    {
+        return text;
+    }
+    let what = field(block, "mimeType")
+        .or_else(|| field(&resource, "mimeType"))
+        .map(|m| format!(" {m}"))
+        .unwrap_or_default();
+    let size = block
+        .get("data")
+        .and_then(Value::as_str)
+        .map(|d| format!(", {} base64 characters", d.len()))
+        .unwrap_or_default();
+    format!("[{kind}{what}{size}]")
 }
 
 fn call_error(error: mcp::CallError) -> (&'static str, String) {
@@ -337,20 +385,31 @@ fn string_arg(args: &[JsValue], i: usize, context: &mut Context) -> JsResult<Str
         .to_std_string_escaped())
 }
 
-/// `enqueue(server, tool, argumentsText)`: a promise of the call's raw
-/// outcome, settled at the next flush.
+/// `enqueue(server, tool, argumentsText, resolve, reject)`: queues the
+/// call, settled at the next flush.
 fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let call = mcp::Call {
         server: string_arg(args, 0, context)?,
         tool: string_arg(args, 1, context)?,
         arguments: string_arg(args, 2, context)?,
     };
-    let (promise, resolvers) = JsPromise::new_pending(context);
+    let settle = |i: usize, what: &str| {
+        args.get(i)
+            .cloned()
+            .ok_or_else(|| {
+                JsNativeError::typ()
+                    .with_message(format!("enqueue: no {what}"))
+                    .into()
+            })
+            .and_then(|f| function(&f, what))
+    };
+    let (resolve, reject) = (settle(3, "resolve")?, settle(4, "reject")?);
     let queued = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         q.push(Queued {
             call,
-            resolve: resolvers.resolve,
+            resolve,
+            reject,
         });
         q.len()
     });
@@ -359,7 +418,7 @@ fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult
     if queued >= BATCH {
         flush(context)?;
     }
-    Ok(promise.into())
+    Ok(JsValue::undefined())
 }
 
 fn tools_json(tools: Vec<mcp::Tool>) -> JsValue {
@@ -422,4 +481,43 @@ fn finish_log() {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_result_is_its_structured_content_else_its_text() {
+        let structured = json!({"content": [{"type": "text", "text": "{\"a\":1}"}],
+                                "structuredContent": {"a": 1}});
+        assert_eq!(shape(&structured.to_string()), Ok(json!({"a": 1})));
+        let text = json!({"content": [{"type": "text", "text": "one"},
+                                      {"type": "image", "mimeType": "image/png", "data": "AAAA"},
+                                      {"type": "resource", "resource": {"uri": "x:", "text": "two"}},
+                                      {"type": "resource", "resource": {"uri": "y:", "mimeType": "application/pdf", "blob": "AA"}}]});
+        assert_eq!(
+            shape(&text.to_string()),
+            Ok(json!(
+                "one\n[image image/png, 4 base64 characters]\ntwo\n[resource application/pdf]"
+            ))
+        );
+        assert_eq!(shape(r#"{"content": []}"#), Ok(json!("")));
+    }
+
+    #[test]
+    fn an_error_result_is_a_tool_error_with_its_text() {
+        let failed =
+            json!({"content": [{"type": "text", "text": "no such file"}], "isError": true});
+        assert_eq!(
+            shape(&failed.to_string()),
+            Err(("tool_error", "no such file".into()))
+        );
+        assert_eq!(
+            shape(r#"{"content": [], "isError": true}"#),
+            Err(("tool_error", "the tool reported an error".into()))
+        );
+        assert!(matches!(shape("not json"), Err(("protocol_error", _))));
+    }
 }

@@ -8,6 +8,7 @@
   const { stringify, parse } = JSON;
   const { defineProperty, freeze, create, keys } = Object;
   const StringOf = String;
+  const PromiseOf = Promise;
   const isArray = Array.isArray;
 
   /** A tool call that did not give a result: refused by the host, failed
@@ -28,37 +29,12 @@
     return isArray(value) ? 'an array' : 'an object';
   }
 
-  // What a result is to the script: the structured content when the tool
-  // gave one, else its text — a block that is not text (an image, say) is
-  // a placeholder line naming it.
-  function blockText(block) {
-    if (!block || typeof block !== 'object') return '';
-    if (block.type === 'text') return StringOf(block.text ?? '');
-    if (block.type === 'resource' && block.resource && typeof block.resource.text === 'string') {
-      return block.resource.text;
-    }
-    const what = block.mimeType ?? block.resource?.mimeType ?? '';
-    const size = typeof block.data === 'string' ? `, ${block.data.length} base64 characters` : '';
-    return `[${block.type}${what ? ' ' + what : ''}${size}]`;
-  }
-
-  function shape(text, server, tool) {
-    const reply = parse(text);
-    const content = isArray(reply.content) ? reply.content : [];
-    const joined = content.map(blockText).join('\n');
-    if (reply.isError) {
-      throw new ToolError('tool_error', `${server}.${tool}: ${joined || 'the tool reported an error'}`, server, tool);
-    }
-    if (reply.structuredContent !== undefined && reply.structuredContent !== null) {
-      return reply.structuredContent;
-    }
-    return joined;
-  }
-
   /** Calls `tool` on `server` with `args` (a JSON object). Calls made
-   * without waiting between them (`Promise.all`) go out together. */
+   * without waiting between them (`Promise.all`) go out together. The
+   * runtime settles the promise: with the tool's structured content when
+   * it gave one, else its text; or with a ToolError. */
   function callTool(server, tool, args) {
-    return new Promise((resolve, reject) => {
+    return new PromiseOf((resolve, reject) => {
       if (typeof server !== 'string' || typeof tool !== 'string') {
         throw new TypeError(
           `callTool(server, tool, args) takes two strings, got ${describe(server)} and ${describe(tool)}`,
@@ -76,17 +52,9 @@
         }
         text = stringify(args);
       }
-      native.enqueue(server, tool, text).then((outcome) => {
-        if (outcome.ok) {
-          try {
-            resolve(shape(outcome.text, server, tool));
-          } catch (error) {
-            reject(error);
-          }
-        } else {
-          reject(new ToolError(outcome.kind, `${server}.${tool}: ${outcome.message}`, server, tool));
-        }
-      });
+      native.enqueue(server, tool, text, resolve, (kind, message) =>
+        reject(new ToolError(kind, `${server}.${tool}: ${message}`, server, tool)),
+      );
     });
   }
 
@@ -106,21 +74,25 @@
   }
 
   // A name the script got wrong is a TypeError naming what there is,
-  // not `undefined is not a function`.
+  // not `undefined is not a function`. The names that exist are the
+  // object's own (frozen) properties, found without a trap; only a miss
+  // reaches the guard behind them.
   const quiet = new Set(['then', 'toJSON', 'constructor', 'valueOf', 'toString']);
-  function guarded(target, label, what) {
-    return new Proxy(target, {
-      get(t, key) {
-        if (typeof key === 'symbol' || key in t || quiet.has(key)) return t[key];
-        const known = keys(t).filter((k) => k === ident(k));
+  function guarded(names, label, what) {
+    const guard = new Proxy(create(null), {
+      get(_, key) {
+        if (typeof key === 'symbol' || quiet.has(key)) return undefined;
+        const known = keys(names).filter((k) => k === ident(k));
         throw new TypeError(
           `${label}.${StringOf(key)}: no such ${what} is granted; there are: ${known.join(', ') || 'none'}`,
         );
       },
-      set() {
-        throw new TypeError(`${label} cannot be changed`);
-      },
     });
+    const object = create(guard);
+    for (const k of keys(names)) {
+      defineProperty(object, k, { value: names[k], enumerable: true, writable: false, configurable: false });
+    }
+    return freeze(object);
   }
 
   let toolsObject;
@@ -135,8 +107,8 @@
         }
       }
     }
-    for (const k of keys(root)) root[k] = guarded(freeze(root[k]), `tools.${k}`, 'tool');
-    return guarded(freeze(root), 'tools', 'server');
+    for (const k of keys(root)) root[k] = guarded(root[k], `tools.${k}`, 'tool');
+    return guarded(root, 'tools', 'server');
   }
 
   /** The granted tools that best match `query`, best first. */

@@ -114,8 +114,14 @@ async fn hostile_scripts_fail_clearly_and_alone() {
             "{script:?}: expected {expected:?} in {error:?}"
         );
     }
-    // The ungranted `pid` never reached the server: it logged no session
-    // for it, and the server is the one process it always was.
+    // The ungranted `pid` never reached the server (it logs every call it
+    // gets), and the server is the one process it always was.
+    assert_eq!(
+        scratch.events("call pid"),
+        0,
+        "a denied call reached the server"
+    );
+    assert!(scratch.events("call echo") >= 2, "the good runs' calls did");
     assert_eq!(
         scratch.sessions().len(),
         1,
@@ -135,7 +141,8 @@ async fn tampering_with_globals_does_not_break_the_bindings() {
             &host,
             "JSON.parse = () => 'forged'; JSON.stringify = () => '{}';\n\
              Object.prototype.then = undefined; Promise.prototype.then = function () { return this; };\n\
-             try { tools.test.echo = null } catch (e) { console.log('refused:', e.message) }\n\
+             tools.test.echo = null; tools.test = null; tools.extra = 1;\n\
+             console.log('bindings:', typeof tools.test.echo, 'extra' in tools);\n\
              globalThis.callTool = null;\n\
              const r = tools.test.echo({message: 'genuine'});\n\
              return typeof r;",
@@ -147,12 +154,7 @@ async fn tampering_with_globals_does_not_break_the_bindings() {
         "{:?}",
         run.result
     );
-    assert!(
-        run.console
-            .contains("refused: tools.test cannot be changed"),
-        "{}",
-        run.console
-    );
+    assert_eq!(run.console, "bindings: function false\n");
     host.shutdown().await;
 }
 
@@ -190,7 +192,11 @@ async fn big_values_and_console_floods_are_truncated_with_a_note() {
 fn descendants(pid: u32) -> Vec<(u32, String)> {
     let mut parents: Vec<(u32, u32, String)> = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
@@ -294,7 +300,9 @@ fn a_python_client_searches_describes_and_runs_a_script() {
         "{found:?}"
     );
     assert!(
-        found.iter().all(|t| t["server"] == "fs" || t["server"] == "time"),
+        found
+            .iter()
+            .all(|t| t["server"] == "fs" || t["server"] == "time"),
         "search found an ungranted tool: {found:?}"
     );
 

@@ -316,21 +316,65 @@ impl ServerHandler for TestServer {
 /// description and an input schema like a hosted API's MCP server has.
 fn synthetic_tools() -> Vec<rmcp::model::Tool> {
     const RESOURCES: [&str; 25] = [
-        "contacts", "companies", "deals", "invoices", "payments", "subscriptions",
-        "tickets", "comments", "projects", "tasks", "milestones", "documents",
-        "folders", "calendars", "events", "campaigns", "segments", "products",
-        "orders", "shipments", "warehouses", "employees", "teams", "webhooks",
+        "contacts",
+        "companies",
+        "deals",
+        "invoices",
+        "payments",
+        "subscriptions",
+        "tickets",
+        "comments",
+        "projects",
+        "tasks",
+        "milestones",
+        "documents",
+        "folders",
+        "calendars",
+        "events",
+        "campaigns",
+        "segments",
+        "products",
+        "orders",
+        "shipments",
+        "warehouses",
+        "employees",
+        "teams",
+        "webhooks",
         "reports",
     ];
     const VERBS: [(&str, &str); 8] = [
-        ("search", "Search {r} by free text and filters, newest first; returns a page of matches with their ids."),
-        ("get", "Get one of the {r} by its id, with every field and the ids of related records."),
-        ("create", "Create one of the {r} from the given fields; returns the new record with its id."),
-        ("update", "Update fields of one of the {r}; fields left out keep their values."),
-        ("delete", "Delete one of the {r} by id. This cannot be undone; related records keep a dangling reference."),
-        ("list", "List {r} in pages of up to 100, optionally only those changed since a time."),
-        ("export", "Export {r} matching a filter as CSV or JSON lines to a download link valid for an hour."),
-        ("count", "Count {r} matching a filter, without fetching them."),
+        (
+            "search",
+            "Search {r} by free text and filters, newest first; returns a page of matches with their ids.",
+        ),
+        (
+            "get",
+            "Get one of the {r} by its id, with every field and the ids of related records.",
+        ),
+        (
+            "create",
+            "Create one of the {r} from the given fields; returns the new record with its id.",
+        ),
+        (
+            "update",
+            "Update fields of one of the {r}; fields left out keep their values.",
+        ),
+        (
+            "delete",
+            "Delete one of the {r} by id. This cannot be undone; related records keep a dangling reference.",
+        ),
+        (
+            "list",
+            "List {r} in pages of up to 100, optionally only those changed since a time.",
+        ),
+        (
+            "export",
+            "Export {r} matching a filter as CSV or JSON lines to a download link valid for an hour.",
+        ),
+        (
+            "count",
+            "Count {r} matching a filter, without fetching them.",
+        ),
     ];
     let wanted: usize = std::env::var("WEIR_TEST_SYNTHETIC_TOOLS")
         .ok()

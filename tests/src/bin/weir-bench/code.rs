@@ -83,7 +83,9 @@ fn call(name: &str, arguments: Value) -> CallToolRequestParams {
 
 /// `execute_code` of `code`; its value, checked to be JSON.
 async fn execute(peer: &Peer<RoleClient>, code: &str) -> Result<Value> {
-    let result = peer.call_tool(call("execute_code", json!({ "code": code }))).await?;
+    let result = peer
+        .call_tool(call("execute_code", json!({ "code": code })))
+        .await?;
     let text = result_text(&result, "execute_code")?;
     let value = text.split("\nconsole:").next().unwrap_or("");
     serde_json::from_str(value).with_context(|| format!("execute_code answered {text:?}"))
@@ -194,7 +196,9 @@ impl Bench {
             self.row(
                 &format!("[code] tools/list bytes, {label}"),
                 format!("{upstream} → {code} B"),
-                format!("{upstream_tools} tools passed through vs code mode's 3: {smaller:.1}% smaller"),
+                format!(
+                    "{upstream_tools} tools passed through vs code mode's 3: {smaller:.1}% smaller"
+                ),
             );
             figures.insert(
                 format!("tools/list bytes, {label}"),
@@ -243,8 +247,12 @@ impl Bench {
     ) -> Result<()> {
         let rounds = if self.quick { 5 } else { 30 };
         let servers = json!({ task.server: task.entry });
-        let passing = self.serve_servers("code-task-pass", servers.clone(), false, false).await?;
-        let coding = self.serve_servers("code-task-code", servers, true, false).await?;
+        let passing = self
+            .serve_servers("code-task-pass", servers.clone(), false, false)
+            .await?;
+        let coding = self
+            .serve_servers("code-task-code", servers, true, false)
+            .await?;
         let (pass_peer, code_peer) = (passing.peer().clone(), coding.peer().clone());
         let expected = json!(task.answers);
         let sequential = task.script(TASK_SEQUENTIAL);
@@ -327,7 +335,12 @@ impl Bench {
     ) -> Result<()> {
         let n = if self.quick { 300 } else { 3000 };
         let coding = self
-            .serve_servers("code-empty-serve", json!({"test": {"command": test_server}}), true, false)
+            .serve_servers(
+                "code-empty-serve",
+                json!({"test": {"command": test_server}}),
+                true,
+                false,
+            )
             .await?;
         let peer = coding.peer().clone();
         for _ in 0..50 {
@@ -421,10 +434,20 @@ impl Bench {
         figures: &mut serde_json::Map<String, Value>,
     ) -> Result<()> {
         let harness = self.root.join("bench/peers/harness.mjs");
-        if !self.root.join("bench/peers/node_modules/isolated-vm").exists() {
-            bail!("bench/peers is not installed: run `npm ci --prefix bench/peers` (scripts/bench does)");
+        if !self
+            .root
+            .join("bench/peers/node_modules/isolated-vm")
+            .exists()
+        {
+            bail!(
+                "bench/peers is not installed: run `npm ci --prefix bench/peers` (scripts/bench does)"
+            );
         }
-        let (isolates, denos, rounds) = if self.quick { (200, 10, 5) } else { (2000, 50, 30) };
+        let (isolates, denos, rounds) = if self.quick {
+            (200, 10, 5)
+        } else {
+            (2000, 50, 30)
+        };
         let input = json!({
             "server": task.entry,
             "empty": {"isolate": isolates, "deno": denos},
@@ -454,7 +477,10 @@ impl Bench {
             let peer = &report[key];
             for script in ["sequential", "promise_all"] {
                 if peer["scripts"][script]["value"] != expected {
-                    bail!("{label} answered {} for {script}", peer["scripts"][script]["value"]);
+                    bail!(
+                        "{label} answered {} for {script}",
+                        peer["scripts"][script]["value"]
+                    );
                 }
             }
             let p50 = peer["empty_p50_us"].as_f64().unwrap_or(f64::NAN);
@@ -465,10 +491,17 @@ impl Bench {
             self.row(
                 &format!("[code] empty execution, {label}"),
                 format!("{p50:.1} µs"),
-                format!("p50; p99 {p99:.1} µs; weir in-process is {:.1}× faster", p50 / ours),
+                format!(
+                    "p50; p99 {p99:.1} µs; weir in-process is {:.1}× faster",
+                    p50 / ours
+                ),
             );
-            let seq = peer["scripts"]["sequential"]["median_ms"].as_f64().unwrap_or(f64::NAN);
-            let all = peer["scripts"]["promise_all"]["median_ms"].as_f64().unwrap_or(f64::NAN);
+            let seq = peer["scripts"]["sequential"]["median_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let all = peer["scripts"]["promise_all"]["median_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
             self.row(
                 &format!("[code] {}, {label}: in turn / Promise.all", task.label),
                 format!("{seq:.2} / {all:.2} ms"),
