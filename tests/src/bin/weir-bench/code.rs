@@ -221,7 +221,10 @@ impl Bench {
     ) -> Result<RunningService<RoleClient, ()>> {
         let config = self.scratch.join(format!("{name}.json"));
         let weir = if code_mode {
-            json!({"builtin": builtin, "code_mode": {"enabled": true, "allow": ["*/*"]}})
+            // All 20 of a task's calls in flight at once, as the peers
+            // have them (the default lets 16 of a batch out together).
+            json!({"builtin": builtin,
+                   "code_mode": {"enabled": true, "allow": ["*/*"], "max_parallel_calls": 32}})
         } else {
             json!({"builtin": builtin, "expose_upstream_tools": true,
                    "default_policy": {"allow": ["*/*"]}})
