@@ -376,3 +376,49 @@ fn a_python_client_searches_describes_and_runs_a_script() {
     let status = served.stop();
     assert!(status.success(), "weir serve exited {status:?}");
 }
+
+/// `weir run --code FILE.js` (and `-` for stdin): the value on stdout, the
+/// console on stderr, a broken script a failure naming the line.
+#[test]
+fn weir_run_code_runs_a_script_from_the_command_line() {
+    let scratch = Scratch::new("code-cli");
+    let config = scratch.config(json!({"code_mode": {"allow": ["test/echo"]}}), json!({}));
+    let script = scratch.dir.join("hello.js");
+    std::fs::write(
+        &script,
+        "const r = await tools.test.echo({message: 'from a file'});\nconsole.log('got', r);\nreturn {r};\n",
+    )
+    .expect("write");
+    let config = config.display().to_string();
+    let ran = support::weir(&[
+        "run",
+        "--config",
+        &config,
+        "--code",
+        &script.display().to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), r#"{"r":"from a file"}"#);
+    assert!(stderr.contains("got from a file"), "{stderr}");
+
+    let mut child = std::process::Command::new(support::WEIR)
+        .args(["run", "--config", &config, "--code", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"const a = 1;\nreturn a +;\n")
+            .expect("write the script");
+    }
+    let broken = child.wait_with_output().expect("weir ends");
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(!broken.status.success(), "a broken script succeeded");
+    assert!(stderr.contains("SyntaxError at line 2"), "{stderr}");
+}

@@ -71,7 +71,18 @@ impl fmt::Display for ScriptError {
                 message,
                 line,
                 column,
-            } => write!(f, "{name}{}: {message}", at(line, column)),
+            } => {
+                write!(f, "{name}{}: {message}", at(line, column))?;
+                if line.is_none() {
+                    // Errors the engine raises itself carry no position.
+                    f.write_str(
+                        " (the engine does not say on which line it threw this; look for a \
+                         value that may be undefined or of another type than expected, such \
+                         as a field a tool's result does not have)",
+                    )?;
+                }
+                Ok(())
+            }
             Self::Tool { kind, message } => {
                 write!(f, "uncaught ToolError ({kind}): {message}")
             }
@@ -266,6 +277,14 @@ mod tests {
         assert_eq!(
             e.result.unwrap_err().to_string(),
             "TypeError at line 2, column 1: x is undefined"
+        );
+        let e = run(Err(HostRunError::Run(RunError::Failed(
+            r#"{"kind":"exception","name":"TypeError","message":"cannot convert 'null' or 'undefined' to object"}"#.into(),
+        ))));
+        let said = e.result.unwrap_err().to_string();
+        assert!(
+            said.starts_with("TypeError: cannot convert 'null' or 'undefined' to object (the engine does not say on which line"),
+            "{said}"
         );
         let e = run(Err(HostRunError::Run(RunError::Failed(
             r#"{"kind":"denied","message":"fs.write_file: not granted"}"#.into(),
