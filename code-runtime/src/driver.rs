@@ -315,15 +315,15 @@ fn flush(context: &mut Context) -> JsResult<bool> {
 /// many times cheaper than in the interpreter.
 fn shape(text: &str) -> Result<serde_json::Value, (&'static str, String)> {
     use serde_json::Value;
-    let reply: Value = serde_json::from_str(text)
+    let mut reply: Value = serde_json::from_str(text)
         .map_err(|e| ("protocol_error", format!("the answer is not JSON: {e}")))?;
-    let joined = || {
+    let joined = |reply: &Value| {
         let blocks = reply.get("content").and_then(Value::as_array);
         let texts: Vec<String> = blocks.into_iter().flatten().map(block_text).collect();
         texts.join("\n")
     };
     if reply.get("isError").and_then(Value::as_bool) == Some(true) {
-        let text = joined();
+        let text = joined(&reply);
         return Err((
             "tool_error",
             if text.is_empty() {
@@ -333,9 +333,9 @@ fn shape(text: &str) -> Result<serde_json::Value, (&'static str, String)> {
             },
         ));
     }
-    match reply.get("structuredContent") {
-        Some(structured) if !structured.is_null() => Ok(structured.clone()),
-        _ => Ok(Value::String(joined())),
+    match reply.get_mut("structuredContent").map(Value::take) {
+        Some(structured) if !structured.is_null() => Ok(structured),
+        _ => Ok(Value::String(joined(&reply))),
     }
 }
 

@@ -274,7 +274,7 @@ impl ServerHandler for TestServer {
             .into_iter()
             .filter(|t| late || t.name != "late")
             .collect();
-        tools.extend(synthetic_tools());
+        tools.extend(synthetic_tools().iter().cloned());
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -314,7 +314,13 @@ impl ServerHandler for TestServer {
 
 /// The `WEIR_TEST_SYNTHETIC_TOOLS` tools: resources × verbs, each with a
 /// description and an input schema like a hosted API's MCP server has.
-fn synthetic_tools() -> Vec<rmcp::model::Tool> {
+/// Made once per process.
+fn synthetic_tools() -> &'static [rmcp::model::Tool] {
+    static TOOLS: std::sync::OnceLock<Vec<rmcp::model::Tool>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(make_synthetic_tools)
+}
+
+fn make_synthetic_tools() -> Vec<rmcp::model::Tool> {
     const RESOURCES: [&str; 25] = [
         "contacts",
         "companies",

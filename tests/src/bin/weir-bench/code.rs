@@ -45,16 +45,6 @@ impl Task {
     }
 }
 
-/// A `weir serve` over stdio, as a desktop client starts it.
-async fn serve_stdio(config: &Path, args: &[&str]) -> Result<RunningService<RoleClient, ()>> {
-    let mut cmd = tokio::process::Command::new(sibling("weir")?);
-    cmd.arg("serve").arg("--config").arg(config).args(args);
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(().serve(transport).await?)
-}
-
 /// Bytes of the `tools/list` answer (every page) a client gets.
 async fn listing_bytes(peer: &Peer<RoleClient>) -> Result<(usize, usize)> {
     let tools = peer.list_all_tools().await?;
@@ -74,11 +64,6 @@ fn result_text(result: &rmcp::model::CallToolResult, what: &str) -> Result<Strin
         bail!("{what} failed: {text}");
     }
     Ok(text)
-}
-
-fn call(name: &str, arguments: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name.to_owned())
-        .with_arguments(arguments.as_object().cloned().unwrap_or_default())
 }
 
 /// `execute_code` of `code`; its value, checked to be JSON.
@@ -238,7 +223,7 @@ impl Bench {
         }
         let plugins = self.scratch.join("code-no-plugins");
         std::fs::create_dir_all(&plugins)?;
-        serve_stdio(&config, &["--plugins", &plugins.display().to_string()]).await
+        serve_stdio(&config, &["--plugins".as_ref(), plugins.as_os_str()]).await
     }
 
     /// One task: its calls as client `tools/call`s through pass-through vs
@@ -356,17 +341,8 @@ impl Bench {
             each.push(t.elapsed());
         }
         coding.cancel().await?;
-        each.sort();
-        let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
-        self.row(
-            "[code] empty execute_code through weir serve (stdio)",
-            format!("{:.1} µs", p50.as_secs_f64() * 1e6),
-            format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
-        );
-        figures.insert(
-            "empty execute_code via serve".into(),
-            json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
-        );
+        let figure = self.latency_row("[code] empty execute_code through weir serve (stdio)", each);
+        figures.insert("empty execute_code via serve".into(), figure);
         Ok(())
     }
 
@@ -395,7 +371,7 @@ impl Bench {
             host.instantiate_only(code.runtime()).await?;
             instantiations.push(t.elapsed());
         }
-        for (label, key, mut each) in [
+        for (label, key, each) in [
             (
                 "[code] empty execution in-process (instantiate + run)",
                 "empty execution in-process",
@@ -407,17 +383,8 @@ impl Bench {
                 instantiations,
             ),
         ] {
-            each.sort();
-            let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
-            self.row(
-                label,
-                format!("{:.1} µs", p50.as_secs_f64() * 1e6),
-                format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
-            );
-            figures.insert(
-                key.into(),
-                json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
-            );
+            let figure = self.latency_row(label, each);
+            figures.insert(key.into(), figure);
         }
         self.row(
             "[code] runtime prepared at start (from the compile cache)",

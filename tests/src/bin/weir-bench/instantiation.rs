@@ -21,22 +21,16 @@ impl Bench {
                 host.run(&testbed, "env").await?;
                 each.push(t.elapsed());
             }
-            each.sort();
-            let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
             let label = if pooling {
                 "pooling allocator"
             } else {
                 "on-demand allocator"
             };
-            self.row(
+            let figure = self.latency_row(
                 &format!("run of an empty plugin (fresh store + instance), {label}"),
-                format!("{:.1} µs", p50.as_secs_f64() * 1e6),
-                format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
+                each,
             );
-            figures.insert(
-                label.into(),
-                json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
-            );
+            figures.insert(label.into(), figure);
             // Instantiation alone: fresh store and instance from the
             // `InstancePre`, dropped without running; for a typical agent
             // (fanout, 0.25 MB) and a big one (testbed, 3.3 MB).
@@ -48,17 +42,9 @@ impl Bench {
                     host.instantiate_only(&plugin).await?;
                     each.push(t.elapsed());
                 }
-                each.sort();
-                let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
-                self.row(
-                    &format!("instantiation alone ({name}), {label}"),
-                    format!("{:.1} µs", p50.as_secs_f64() * 1e6),
-                    format!("p50 of {n}; p99 {:.1} µs", p99.as_secs_f64() * 1e6),
-                );
-                figures.insert(
-                    format!("instantiation only, {name}, {label}"),
-                    json!({"p50_us": p50.as_secs_f64() * 1e6, "p99_us": p99.as_secs_f64() * 1e6}),
-                );
+                let figure =
+                    self.latency_row(&format!("instantiation alone ({name}), {label}"), each);
+                figures.insert(format!("instantiation only, {name}, {label}"), figure);
             }
             host.shutdown().await;
         }

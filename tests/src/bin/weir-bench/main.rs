@@ -105,6 +105,26 @@ async fn echo_from_host(host: &Host, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// `tools/call` of `name` with `arguments` (a JSON object).
+fn call(name: &str, arguments: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned())
+        .with_arguments(arguments.as_object().cloned().unwrap_or_default())
+}
+
+/// `weir serve --config CONFIG ARGS` over stdio, as a desktop client
+/// starts it, with an rmcp client session on it.
+async fn serve_stdio(
+    config: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Result<rmcp::service::RunningService<RoleClient, ()>> {
+    let mut cmd = tokio::process::Command::new(sibling("weir")?);
+    cmd.arg("serve").arg("--config").arg(config).args(args);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(().serve(transport).await?)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -134,6 +154,19 @@ impl Bench {
     fn row(&mut self, what: &str, figure: String, note: String) {
         println!("{what:<58} {figure:>22}   {note}");
         self.report.push((what.to_owned(), figure, note));
+    }
+
+    /// A row of `each`'s p50 (and p99 in the note); the two as JSON.
+    fn latency_row(&mut self, what: &str, mut each: Vec<Duration>) -> Value {
+        each.sort();
+        let (p50, p99) = (percentile(&each, 0.5), percentile(&each, 0.99));
+        let (p50, p99) = (p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+        self.row(
+            what,
+            format!("{p50:.1} µs"),
+            format!("p50 of {}; p99 {p99:.1} µs", each.len()),
+        );
+        json!({"p50_us": p50, "p99_us": p99})
     }
 
     fn host(&self, name: &str, weir: Value, servers: Value) -> Result<Host> {

@@ -33,16 +33,7 @@ impl Bench {
             })
             .to_string(),
         )?;
-        let mut cmd = tokio::process::Command::new(sibling("weir")?);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--plugins")
-            .arg(&dir);
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::null())
-            .spawn()?;
-        let served = ().serve(transport).await?;
+        let served = serve_stdio(&config, &["--plugins".as_ref(), dir.as_os_str()]).await?;
         let weir = served.peer().clone();
         let direct = self.direct_session(test_server, &[]).await?;
         let server = direct.peer().clone();
@@ -50,9 +41,7 @@ impl Bench {
         let through_weir = |peer: Peer<RoleClient>| async move {
             let job =
                 json!({"server": "s", "tool": "echo", "arguments": {"message": "hi"}, "count": 1});
-            let params = CallToolRequestParams::new("fanout")
-                .with_arguments(job.as_object().cloned().unwrap_or_default());
-            let result = peer.call_tool(params).await?;
+            let result = peer.call_tool(call("fanout", job)).await?;
             let text = result
                 .content
                 .first()
@@ -96,13 +85,8 @@ impl Bench {
         for _ in 0..4 {
             let t = Instant::now();
             for _ in 0..n / 4 {
-                let params = CallToolRequestParams::new("testbed").with_arguments(
-                    json!({"input": "env"})
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                weir.call_tool(params).await?;
+                weir.call_tool(call("testbed", json!({"input": "env"})))
+                    .await?;
             }
             bare_us.push(t.elapsed().as_secs_f64() * 1e6 / (n / 4) as f64);
         }
