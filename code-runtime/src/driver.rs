@@ -31,13 +31,18 @@ const LOG_BYTES: usize = 1 << 20;
 /// the engine's own stack would overflow).
 const RECURSION_LIMIT: usize = 400;
 
-/// One queued tool call: what to call and how to settle its promise
-/// (`resolve(value)`, `reject(kind, message)`).
+/// One queued tool call: what to call, where in the script it was made,
+/// and how to settle its promise (`resolve(value)`,
+/// `reject(kind, message, line, column)`).
 struct Queued {
     call: mcp::Call,
+    at: Option<Place>,
     resolve: JsFunction,
     reject: JsFunction,
 }
+
+/// A line and column in the script as its author wrote it.
+type Place = (u64, u64);
 
 /// The engine, set up once (before the snapshot).
 struct Engine {
@@ -51,6 +56,12 @@ thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
     static QUEUE: RefCell<Vec<Queued>> = const { RefCell::new(Vec::new()) };
     static LOGGED: RefCell<(usize, usize)> = const { RefCell::new((0, 0)) };
+    /// Where the script last called out (a tool call, `console.log`): what
+    /// the model is told when the engine throws without saying where.
+    static LAST_SEEN: std::cell::Cell<Option<Place>> = const { std::cell::Cell::new(None) };
+    /// A function that only throws: its error's backtrace says where the
+    /// script is (see `script_place`).
+    static PROBE: RefCell<Option<JsFunction>> = const { RefCell::new(None) };
 }
 
 /// Sets up the engine: the context, the host's natives and the prelude.
@@ -114,7 +125,10 @@ impl Engine {
                 2,
             )
             .function(NativeFunction::from_fn_ptr(print), js_string!("print"), 1)
+            .function(NativeFunction::from_fn_ptr(place), js_string!("place"), 0)
             .build();
+        let probe = context.eval(Source::from_bytes("(function probe() { throw 0; })"))?;
+        PROBE.with(|p| *p.borrow_mut() = function(&probe, "the probe").ok());
         let prelude = context.eval(Source::from_bytes(include_str!("prelude.js")))?;
         let prelude = function(&prelude, "the prelude")?;
         let exports = prelude.call(&JsValue::undefined(), &[natives.into()], &mut context)?;
@@ -138,6 +152,7 @@ impl Engine {
 
     fn execute(&mut self, code: &str) -> Result<String, String> {
         let context = &mut self.context;
+        LAST_SEEN.set(None);
         let wrapped = format!("{WRAP_BEFORE}{code}{WRAP_AFTER}");
         let source = Source::from_bytes(wrapped.as_bytes()).with_path(Path::new(SCRIPT_PATH));
         let script = Script::parse(source, None, context).map_err(|e| syntax_error(&e))?;
@@ -218,6 +233,12 @@ impl Engine {
             explained.insert("line".into(), line.into());
             explained.insert("column".into(), column.into());
         }
+        if !explained.contains_key("line")
+            && !explained.contains_key("named")
+            && let Some((line, _)) = LAST_SEEN.get()
+        {
+            explained.insert("after_line".into(), line.into());
+        }
         serde_json::Value::Object(explained).to_string()
     }
 }
@@ -233,10 +254,11 @@ fn function(value: &JsValue, what: &str) -> JsResult<JsFunction> {
         })
 }
 
-/// The script's own line and column in an engine position
+/// The script's own line and column in an engine position or backtrace
 /// (`… (script.js:4:9)`), the wrapper's line taken off.
 fn position(text: &str) -> Option<(u64, u64)> {
-    let at = text.rfind(&format!("({SCRIPT_PATH}:"))?;
+    // The innermost first: a backtrace lists the most recent frame first.
+    let at = text.find(&format!("({SCRIPT_PATH}:"))?;
     let rest = &text[at + SCRIPT_PATH.len() + 2..];
     let end = rest.find(')')?;
     let (line, column) = rest[..end].split_once(':')?;
@@ -244,6 +266,36 @@ fn position(text: &str) -> Option<(u64, u64)> {
     let column: u64 = column.parse().ok()?;
     let skipped = WRAP_BEFORE.matches('\n').count() as u64;
     Some((line.checked_sub(skipped).filter(|l| *l > 0)?, column))
+}
+
+/// Where the running script is: the innermost of its own frames (not the
+/// prelude's), as the author numbers lines. Used where the engine itself
+/// would not say — the place of a tool call whose promise is rejected
+/// later, of a mistake the prelude reports, of the last call out. The
+/// engine's backtrace is the one public record of where each frame is, and
+/// it is taken when an error leaves a frame: the probe throws one. (It is
+/// exact for a frame that called a function, as a tool call or `console.log`
+/// does; a frame inside a property access — a Proxy trap — can be stale, so
+/// the prelude does not place errors its traps throw.)
+fn script_place(context: &mut Context) -> Option<Place> {
+    let probe = PROBE.with(|p| p.borrow().clone())?;
+    let error = probe.call(&JsValue::undefined(), &[], context).err()?;
+    position(&error.to_string())
+}
+
+/// `place()`: `[line, column]` of the script's code that is running, or
+/// `undefined` (the prelude marks the errors it throws with it).
+fn place(_this: &JsValue, _args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    Ok(match script_place(context) {
+        Some((line, column)) => {
+            let pair = boa_engine::object::builtins::JsArray::from_iter(
+                [JsValue::from(line as f64), JsValue::from(column as f64)],
+                context,
+            );
+            pair.into()
+        }
+        None => JsValue::undefined(),
+    })
 }
 
 /// A syntax error, with the script's line and column.
@@ -297,9 +349,17 @@ fn flush(context: &mut Context) -> JsResult<bool> {
                     .call(&JsValue::undefined(), &[value], context)?;
             }
             Err((kind, message)) => {
+                let (line, column) = match queued.at {
+                    Some((line, column)) => {
+                        (JsValue::from(line as f64), JsValue::from(column as f64))
+                    }
+                    None => (JsValue::undefined(), JsValue::undefined()),
+                };
                 let args = [
                     js_string!(kind).into(),
                     JsString::from(message.as_str()).into(),
+                    line,
+                    column,
                 ];
                 queued.reject.call(&JsValue::undefined(), &args, context)?;
             }
@@ -404,10 +464,15 @@ fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult
             .and_then(|f| function(&f, what))
     };
     let (resolve, reject) = (settle(3, "resolve")?, settle(4, "reject")?);
+    let at = script_place(context);
+    if at.is_some() {
+        LAST_SEEN.set(at);
+    }
     let queued = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         q.push(Queued {
             call,
+            at,
             resolve,
             reject,
         });
@@ -455,6 +520,9 @@ fn search_tools(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsR
 /// `print(line)`: one line of console output, up to the runtime's cap.
 fn print(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let line = string_arg(args, 0, context)?;
+    if let Some(at) = script_place(context) {
+        LAST_SEEN.set(Some(at));
+    }
     LOGGED.with(|logged| {
         let (kept, dropped) = &mut *logged.borrow_mut();
         if *kept + line.len() < LOG_BYTES {

@@ -23,6 +23,26 @@
     }
   }
 
+  // Where in the script each error this prelude makes was caused: the
+  // engine would name the prelude's line, or none. Out of the script's reach.
+  const placed = new WeakMap();
+  function placedAt(error, line, column) {
+    if (line !== undefined) placed.set(error, [line, column]);
+    return error;
+  }
+  function mistake(error) {
+    const at = native.place();
+    return at ? placedAt(error, at[0], at[1]) : error;
+  }
+  // Errors whose message names what in the script is wrong (a tool that
+  // is not granted): the model finds it by name. They are not placed: the
+  // engine's record of where a property access is can be stale.
+  const named = new WeakSet();
+  function naming(error) {
+    named.add(error);
+    return error;
+  }
+
   function describe(value) {
     if (typeof value === 'string') return stringify(value);
     if (value === null || typeof value !== 'object') return StringOf(value);
@@ -36,24 +56,28 @@
   function callTool(server, tool, args) {
     return new PromiseOf((resolve, reject) => {
       if (typeof server !== 'string' || typeof tool !== 'string') {
-        throw new TypeError(
-          `callTool(server, tool, args) takes two strings, got ${describe(server)} and ${describe(tool)}`,
+        throw mistake(
+          new TypeError(
+            `callTool(server, tool, args) takes two strings, got ${describe(server)} and ${describe(tool)}`,
+          ),
         );
       }
       let text = '';
       if (args !== undefined && args !== null) {
         if (typeof args !== 'object' || isArray(args)) {
-          throw new ToolError(
-            'invalid_arguments',
-            `the arguments of ${server}.${tool} must be an object, got ${describe(args)}`,
-            server,
-            tool,
+          throw mistake(
+            new ToolError(
+              'invalid_arguments',
+              `the arguments of ${server}.${tool} must be an object, got ${describe(args)}`,
+              server,
+              tool,
+            ),
           );
         }
         text = stringify(args);
       }
-      native.enqueue(server, tool, text, resolve, (kind, message) =>
-        reject(new ToolError(kind, `${server}.${tool}: ${message}`, server, tool)),
+      native.enqueue(server, tool, text, resolve, (kind, message, line, column) =>
+        reject(placedAt(new ToolError(kind, `${server}.${tool}: ${message}`, server, tool), line, column)),
       );
     });
   }
@@ -83,8 +107,10 @@
       get(_, key) {
         if (typeof key === 'symbol' || quiet.has(key)) return undefined;
         const known = keys(names).filter((k) => k === ident(k));
-        throw new TypeError(
-          `${label}.${StringOf(key)}: no such ${what} is granted; there are: ${known.join(', ') || 'none'}`,
+        throw naming(
+          new TypeError(
+            `${label}.${StringOf(key)}: no such ${what} is granted; there are: ${known.join(', ') || 'none'}`,
+          ),
         );
       },
     });
@@ -114,7 +140,7 @@
   /** The granted tools that best match `query`, best first. */
   function searchTools(query, limit) {
     if (typeof query !== 'string') {
-      throw new TypeError(`searchTools(query, limit?) takes a string, got ${describe(query)}`);
+      throw mistake(new TypeError(`searchTools(query, limit?) takes a string, got ${describe(query)}`));
     }
     const n = limit === undefined ? 10 : Number(limit);
     return Promise.resolve(parseTools(native.searchTools(query, n > 0 ? n : 10)));
@@ -187,11 +213,13 @@
   }
 
   function explain(error) {
+    const at = error !== null && typeof error === 'object' ? placed.get(error) : undefined;
+    const where = at ? { line: at[0], column: at[1] } : named.has(error) ? { named: true } : {};
     if (error instanceof ToolError) {
-      return { kind: error.kind, message: error.message, server: error.server, tool: error.tool };
+      return { kind: error.kind, message: error.message, server: error.server, tool: error.tool, ...where };
     }
     if (error instanceof Error) {
-      return { kind: 'exception', name: StringOf(error.name), message: StringOf(error.message) };
+      return { kind: 'exception', name: StringOf(error.name), message: StringOf(error.message), ...where };
     }
     return { kind: 'thrown', message: `the script threw ${format(error, new Set())}, not an Error` };
   }

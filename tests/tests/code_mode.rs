@@ -83,8 +83,22 @@ async fn hostile_scripts_fail_clearly_and_alone() {
             "let n = 0; while (true) { callTool('test', 'echo', {message: 'x'}); if (++n % 100 === 0) await null; }",
             "call budget of 1000",
         ),
-        ("return await callTool('test', 'pid', {})", "denied"),
-        ("return await tools.test.pid()", "no such tool is granted"),
+        (
+            "const a = 1;\nreturn await callTool('test', 'pid', {})",
+            "uncaught ToolError (denied) at line 2, column",
+        ),
+        (
+            "\n\nreturn await tools.test.pid()",
+            "TypeError: tools.test.pid: no such tool is granted; there are: echo, nap",
+        ),
+        (
+            "\n\nreturn await callTool('test', 42)",
+            "TypeError at line 3, column 22: callTool(server, tool, args) takes two strings",
+        ),
+        (
+            "const r = await tools.test.echo({message: 'a'});\nconsole.log(r);\nreturn r.missing.deeper",
+            "the last tool call or console.log before it was at line 2",
+        ),
         ("await new Promise(() => {})", "never happen"),
         ("let x = ;", "SyntaxError at line 1"),
         (

@@ -41,9 +41,20 @@ pub enum ScriptError {
         message: String,
         line: Option<u64>,
         column: Option<u64>,
+        /// Where the script last called out, when the engine does not say
+        /// where it threw (errors it raises itself inside `async` code).
+        after_line: Option<u64>,
+        /// The message names what is wrong in the script (a tool that is
+        /// not granted), so it needs no hint where to look.
+        named: bool,
     },
-    /// A tool call failed and nothing caught it.
-    Tool { kind: String, message: String },
+    /// A tool call failed and nothing caught it; the place is the call's.
+    Tool {
+        kind: String,
+        message: String,
+        line: Option<u64>,
+        column: Option<u64>,
+    },
     /// Anything else the runtime reported: a thrown non-Error, a promise
     /// nothing settles, an answer that is not JSON.
     Script(String),
@@ -71,20 +82,37 @@ impl fmt::Display for ScriptError {
                 message,
                 line,
                 column,
+                after_line,
+                named,
             } => {
                 write!(f, "{name}{}: {message}", at(line, column))?;
-                if line.is_none() {
+                if line.is_none() && !named {
                     // Errors the engine raises itself carry no position.
+                    f.write_str(" (the engine does not say on which line it threw this")?;
+                    if let Some(after) = after_line {
+                        write!(
+                            f,
+                            "; the last tool call or console.log before it was at line {after}"
+                        )?;
+                    }
                     f.write_str(
-                        " (the engine does not say on which line it threw this; look for a \
-                         value that may be undefined or of another type than expected, such \
-                         as a field a tool's result does not have)",
+                        "; look for a value that may be undefined or of another type than \
+                         expected, such as a field a tool's result does not have)",
                     )?;
                 }
                 Ok(())
             }
-            Self::Tool { kind, message } => {
-                write!(f, "uncaught ToolError ({kind}): {message}")
+            Self::Tool {
+                kind,
+                message,
+                line,
+                column,
+            } => {
+                write!(
+                    f,
+                    "uncaught ToolError ({kind}){}: {message}",
+                    at(line, column)
+                )
             }
             Self::Script(message) | Self::Limit(message) | Self::Host(message) => {
                 f.write_str(message)
@@ -104,6 +132,9 @@ struct Reported {
     name: Option<String>,
     line: Option<u64>,
     column: Option<u64>,
+    after_line: Option<u64>,
+    #[serde(default)]
+    named: bool,
 }
 
 impl Execution {
@@ -189,11 +220,15 @@ fn reported(report: &str) -> ScriptError {
             message: r.message,
             line: r.line,
             column: r.column,
+            after_line: r.after_line,
+            named: r.named,
         },
         "denied" | "not_found" | "invalid_arguments" | "unavailable" | "timeout"
         | "protocol_error" | "tool_error" => ScriptError::Tool {
             kind: r.kind,
             message: r.message,
+            line: r.line,
+            column: r.column,
         },
         _ => ScriptError::Script(r.message),
     }
@@ -287,11 +322,33 @@ mod tests {
             "{said}"
         );
         let e = run(Err(HostRunError::Run(RunError::Failed(
+            r#"{"kind":"exception","name":"TypeError","message":"not a callable function","after_line":4}"#.into(),
+        ))));
+        let said = e.result.unwrap_err().to_string();
+        assert!(
+            said.contains("; the last tool call or console.log before it was at line 4; look for"),
+            "{said}"
+        );
+        let e = run(Err(HostRunError::Run(RunError::Failed(
+            r#"{"kind":"exception","name":"TypeError","message":"tools.fs.nope: no such tool is granted","named":true}"#.into(),
+        ))));
+        assert_eq!(
+            e.result.unwrap_err().to_string(),
+            "TypeError: tools.fs.nope: no such tool is granted"
+        );
+        let e = run(Err(HostRunError::Run(RunError::Failed(
             r#"{"kind":"denied","message":"fs.write_file: not granted"}"#.into(),
         ))));
         assert_eq!(
             e.result.unwrap_err().to_string(),
             "uncaught ToolError (denied): fs.write_file: not granted"
+        );
+        let e = run(Err(HostRunError::Run(RunError::Failed(
+            r#"{"kind":"not_found","message":"fs.nope: no such tool","line":3,"column":9}"#.into(),
+        ))));
+        assert_eq!(
+            e.result.unwrap_err().to_string(),
+            "uncaught ToolError (not_found) at line 3, column 9: fs.nope: no such tool"
         );
     }
 
