@@ -68,7 +68,7 @@ fn doctor_gives_a_verdict_and_a_next_step_per_server_and_plugin() {
             .to_owned()
     };
     assert!(line("test").contains(" ok "), "{text}");
-    assert!(line("test").contains("2025-11-25"), "{text}");
+    assert!(line("test").contains("2026-07-28"), "{text}");
     assert!(line("missing").contains("FAIL"), "{text}");
     assert!(line("silent").contains("FAIL"), "{text}");
     assert!(

@@ -145,12 +145,13 @@ async fn calls_over_http_share_one_session() {
 }
 
 /// The server forgets the session (HTTP 404): the client re-initializes
-/// once and the calls go on.
+/// once and the calls go on. (Sessions are 2025-11-25's: 2026-07-28 has
+/// none to forget.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_http_session_is_reinitialized_once() {
     let scratch = Scratch::new("http-expire");
     let server = test_server_http(&scratch);
-    let host = http_host(&scratch, &server.url, json!({}));
+    let host = http_host(&scratch, &server.url, json!({"protocol": "2025-11-25"}));
     let testbed = load(&host, "testbed");
     assert_eq!(host.run(&testbed, "echo:a:3").await.expect("runs"), "3 ok");
     assert_eq!(
@@ -173,12 +174,17 @@ async fn expired_http_session_is_reinitialized_once() {
     host.shutdown().await;
 }
 
-/// A timeout over HTTP reaches the server as a cancellation too.
+/// A timeout over HTTP reaches the server as a cancellation too (a
+/// `notifications/cancelled` in the 2025-11-25 session).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_timeouts_cancel_at_the_server() {
     let scratch = Scratch::new("http-cancel");
     let server = test_server_http(&scratch);
-    let host = http_host(&scratch, &server.url, json!({"call_timeout_secs": 0.5}));
+    let host = http_host(
+        &scratch,
+        &server.url,
+        json!({"call_timeout_secs": 0.5, "protocol": "2025-11-25"}),
+    );
     let testbed = load(&host, "testbed");
     assert_eq!(
         host.run(&testbed, "call:test:hang:").await.expect("runs"),

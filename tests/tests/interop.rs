@@ -66,10 +66,90 @@ async fn python_time_server() {
         .into_iter()
         .find(|s| s.name == "time")
         .expect("stats");
+    // The Python SDK 2.3 speaks 2026-07-28: weir's probe finds it.
     assert_eq!(
         (time.sessions_opened, time.protocol.as_deref()),
-        (1, Some("2025-11-25"))
+        (1, Some("2026-07-28"))
     );
+    host.shutdown().await;
+}
+
+/// What each server settles on, per `"protocol"`: auto finds the newest
+/// both sides speak (the new lifecycle where the server has it, else
+/// `initialize` naming 2025-11-25, never a revision without one), a pinned
+/// revision is spoken as it is, and calls work on every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_settles_on_the_revision_it_speaks() {
+    let scratch = Scratch::new("revisions");
+    let test = |protocol: Option<&str>, speaks: Option<&str>| {
+        let mut entry = scratch.test_server(json!({}));
+        if let Some(p) = protocol {
+            entry["protocol"] = json!(p);
+        }
+        if let Some(v) = speaks {
+            entry["env"]["WEIR_TEST_PROTOCOL"] = json!(v);
+        }
+        entry
+    };
+    let servers = json!({
+        "auto_new": test(None, None),
+        "auto_old": test(Some("auto"), Some("2025-11-25")),
+        "pinned_old": test(Some("2025-06-18"), None),
+        "pinned_new": test(Some("2026-07-28"), None),
+        "everything": {"command": everything_bin(), "args": ["stdio"]},
+        "time": {"command": time_bin(), "args": ["--local-timezone", "UTC"], "protocol": "2025-11-25"},
+    });
+    let allow: Vec<String> = [
+        "auto_new",
+        "auto_old",
+        "pinned_old",
+        "pinned_new",
+        "everything",
+        "time",
+    ]
+    .iter()
+    .map(|s| format!("{s}/*"))
+    .collect();
+    let host = scratch.host_with(json!({"default_policy": {"allow": allow}}), servers);
+    let testbed = load(&host, "testbed");
+    for server in ["auto_new", "auto_old", "pinned_old", "pinned_new"] {
+        for n in 0..2 {
+            let out = host
+                .run(
+                    &testbed,
+                    &format!("call:{server}:echo:{{\"message\":\"m{n}\"}}"),
+                )
+                .await
+                .expect("runs");
+            assert!(
+                out.starts_with("ok:") && out.contains(&format!("m{n}")),
+                "{server}: {out}"
+            );
+        }
+    }
+    let out = host
+        .run(&testbed, r#"call:everything:echo:{"message":"hi"}"#)
+        .await
+        .expect("runs");
+    assert!(out.starts_with("ok:") && out.contains("hi"), "{out}");
+    let out = host
+        .run(&testbed, r#"call:time:get_current_time:{"timezone":"UTC"}"#)
+        .await
+        .expect("runs");
+    assert!(out.starts_with("ok:"), "{out}");
+    let settled: std::collections::BTreeMap<String, Option<String>> = host
+        .sessions()
+        .stats()
+        .into_iter()
+        .map(|s| (s.name, s.protocol))
+        .collect();
+    let want = |v: &str| Some(v.to_owned());
+    assert_eq!(settled["auto_new"], want("2026-07-28"));
+    assert_eq!(settled["auto_old"], want("2025-11-25"));
+    assert_eq!(settled["pinned_old"], want("2025-06-18"));
+    assert_eq!(settled["pinned_new"], want("2026-07-28"));
+    assert_eq!(settled["everything"], want("2025-11-25"));
+    assert_eq!(settled["time"], want("2025-11-25"));
     host.shutdown().await;
 }
 

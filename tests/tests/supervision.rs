@@ -178,7 +178,8 @@ async fn servers_that_never_initialize_time_out() {
     let testbed = load(&host, "testbed");
     let out = host.run(&testbed, "call:test:echo:{}").await.expect("runs");
     assert!(
-        out.starts_with("unavailable:") && out.contains("no answer to initialize within 0.5 s"),
+        out.starts_with("unavailable:")
+            && out.contains("no answer to initialize (or server/discover) within 0.5 s"),
         "{out}"
     );
     assert!(

@@ -188,6 +188,56 @@ pub struct ServerConfig {
     /// With [`Scope::Plugin`], sessions at most across all plugins; the
     /// least recently used idle plugin's sessions are closed to make room.
     pub max_sessions: usize,
+    /// Which MCP revision to speak with the server (`"protocol"`).
+    pub protocol: Protocol,
+}
+
+/// Which MCP revision weir speaks with a server. Most servers are best
+/// left to [`Protocol::Auto`]; a pinned revision is for a server that
+/// misbehaves when probed, or for testing one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Ask first (`server/discover`, the 2026-07-28 lifecycle); a server
+    /// that does not know it gets `initialize` with the newest revision
+    /// that has one. What the server settled on is remembered for it.
+    #[default]
+    Auto,
+    /// Speak this revision only: `initialize` for revisions that have it,
+    /// `server/discover` for those that do not.
+    Revision(rmcp::model::ProtocolVersion),
+}
+
+impl Protocol {
+    /// Reads a config value: `"auto"` or a revision weir knows.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "auto" {
+            return Ok(Self::Auto);
+        }
+        rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .find(|v| v.as_str() == text)
+            .map(|v| Self::Revision(v.clone()))
+            .ok_or_else(|| {
+                let known: Vec<&str> = rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .rev()
+                    .map(|v| v.as_str())
+                    .collect();
+                format!(
+                    "unknown MCP revision \"{text}\"; use \"auto\" or one of {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Revision(v) => f.write_str(v.as_str()),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -201,6 +251,7 @@ impl ServerConfig {
             startup_timeout: None,
             ping_interval: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            protocol: Protocol::Auto,
         }
     }
 }
@@ -761,15 +812,20 @@ mod tests {
         let config = parse(
             r#"{"mcpServers": {"mem": {"command": "m", "pool_size": 4, "scope": "plugin",
                 "call_timeout_secs": 5, "startup_timeout_secs": 2, "ping_interval_secs": 10,
-                "max_sessions": 8}}}"#,
+                "max_sessions": 8}, "old": {"command": "o", "protocol": "2025-06-18"}}}"#,
         )
         .expect("valid config");
+        assert_eq!(
+            config.servers["old"].protocol,
+            Protocol::Revision(rmcp::model::ProtocolVersion::V_2025_06_18)
+        );
         let mem = &config.servers["mem"];
         assert_eq!(mem.pool_size, 4);
         assert_eq!(mem.scope, Scope::Plugin);
         assert_eq!(mem.call_timeout, Some(Duration::from_secs(5)));
         assert_eq!(mem.startup_timeout, Some(Duration::from_secs(2)));
         assert_eq!(mem.ping_interval, Some(Duration::from_secs(10)));
+        assert_eq!(mem.protocol, Protocol::Auto);
         assert_eq!(mem.max_sessions, 8);
         let bad = [
             (
@@ -787,6 +843,10 @@ mod tests {
             (
                 r#"{"mcpServers": {"m": {"command": "m", "ping_interval_secs": 0}}}"#,
                 "mcpServers.m.ping_interval_secs: 0 is not a positive",
+            ),
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "protocol": "2025-13-01"}}}"#,
+                "mcpServers.m.protocol: unknown MCP revision \"2025-13-01\"; use \"auto\" or one of 2026-07-28, 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05",
             ),
             (
                 r#"{"weir": {"circuit_threshold": 0}}"#,

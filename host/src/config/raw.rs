@@ -69,6 +69,8 @@ pub(super) struct RawServer {
     pub(super) ping_interval_secs: Option<f64>,
     #[serde(alias = "maxSessions")]
     pub(super) max_sessions: Option<usize>,
+    /// `"auto"` or an MCP revision.
+    pub(super) protocol: Option<String>,
     #[serde(flatten)]
     pub(super) other: BTreeMap<String, serde_json::Value>,
 }

@@ -178,6 +178,10 @@ pub(super) fn read(
         entry.call_timeout = optional_secs("call_timeout_secs", server.call_timeout_secs)?;
         entry.startup_timeout = optional_secs("startup_timeout_secs", server.startup_timeout_secs)?;
         entry.ping_interval = optional_secs("ping_interval_secs", server.ping_interval_secs)?;
+        if let Some(protocol) = &server.protocol {
+            entry.protocol =
+                super::Protocol::parse(protocol).map_err(|e| ctx.invalid(at(".protocol"), e))?;
+        }
         servers.insert(name, entry);
     }
     Ok(servers)

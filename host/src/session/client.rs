@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::ClientHandler;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{ClientConfig, ProtocolVersion};
 use rmcp::service::{NotificationContext, RoleClient};
 
 /// Handler of one session. Cheap to clone; rmcp owns one copy.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionClient {
     server: Arc<str>,
+    /// The revision `initialize` names, where the session uses it.
+    protocol: ProtocolVersion,
     /// Set by `notifications/tools/list_changed`; the next lookup refetches
     /// the list. A flag rather than a refetch here: a server that sends a
     /// burst of notifications costs one `tools/list`, not one each.
@@ -23,11 +25,13 @@ pub(crate) struct SessionClient {
 impl SessionClient {
     pub fn new(
         server: Arc<str>,
+        protocol: ProtocolVersion,
         tools_stale: Arc<AtomicBool>,
         changes: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Self {
         Self {
             server,
+            protocol,
             tools_stale,
             changes,
         }
@@ -37,9 +41,10 @@ impl SessionClient {
 impl ClientHandler for SessionClient {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("weir", env!("CARGO_PKG_VERSION")),
+            super::lifecycle::client_capabilities(),
+            super::lifecycle::client_info(),
         )
+        .with_protocol_version(self.protocol.clone())
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

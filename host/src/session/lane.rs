@@ -48,6 +48,9 @@ pub(crate) struct Lane {
     /// `None` once the session has ended: calls fail at once.
     calls: Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>,
     next: AtomicU64,
+    /// The `_meta` each request carries on a revision without `initialize`
+    /// (2026-07-28): set once, when the session has settled its revision.
+    meta: std::sync::OnceLock<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +67,8 @@ struct Params<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The caller's text, embedded as it is.
     arguments: Option<&'a serde_json::value::RawValue>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a RawValue>,
 }
 
 /// What a `CallToolResult` must look like, checked as the answer is read
@@ -76,6 +81,10 @@ struct ResultShape<'a> {
     _content: Vec<BlockShape<'a>>,
     #[serde(rename = "isError", default)]
     _is_error: Option<bool>,
+    /// 2026-07-28: absent or `complete` for a result; `input_required`
+    /// when the server asks the client something first.
+    #[serde(rename = "resultType", borrow, default)]
+    result_type: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A content block: an object naming its `type`.
@@ -91,6 +100,15 @@ impl Lane {
             outbox,
             calls: Mutex::new(Some(HashMap::new())),
             next: AtomicU64::new(1),
+            meta: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the `_meta` every later request carries (see
+    /// [`super::lifecycle::request_meta`]); `None` leaves requests bare.
+    pub fn stamp(&self, meta: Option<Box<RawValue>>) {
+        if let Some(meta) = meta {
+            let _ = self.meta.set(meta);
         }
     }
 
@@ -120,6 +138,7 @@ impl Lane {
             params: Params {
                 name: tool,
                 arguments: arguments.map(Arguments::raw),
+                meta: self.meta.get().map(|m| &**m),
             },
         };
         match self.outbox.send_json(&request) {
@@ -158,7 +177,13 @@ impl Lane {
         };
         let answer = match (result, error) {
             (Some(result), _) => match serde_json::from_str::<ResultShape>(result.get()) {
-                Ok(_) => Answer::Result(result.get().to_owned()),
+                Ok(shape) => match shape.result_type.as_deref() {
+                    None | Some("complete") => Answer::Result(result.get().to_owned()),
+                    Some(other) => Answer::Malformed(format!(
+                        "a `{other}` result (the server asks the client for input first, \
+                         which weir does not answer on this path)"
+                    )),
+                },
                 Err(e) => Answer::Malformed(format!("not a tool result ({e})")),
             },
             (None, Some(error)) => match serde_json::from_str::<ErrorData>(error.get()) {
@@ -313,6 +338,29 @@ mod tests {
             Lane::number(&raw(&next_line(&mut server).await["id"].to_string())).expect("a lane id");
         lane.answer(number, Some(&raw(r#"{"content":"not a list"}"#)), None);
         assert!(matches!(call.await, Answer::Malformed(m) if m.contains("not a tool result")));
+
+        // On 2026-07-28 every request carries the session's `_meta`, and a
+        // result asking for input first is not a tool result.
+        lane.stamp(Some(raw(
+            r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#,
+        )));
+        let call = lane.call_tool("echo", None);
+        let request = next_line(&mut server).await;
+        assert_eq!(
+            request["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        let number = Lane::number(&raw(&request["id"].to_string())).expect("a lane id");
+        lane.answer(
+            number,
+            Some(&raw(
+                r#"{"resultType":"input_required","inputRequests":{"a":{"method":"elicitation/create"}}}"#,
+            )),
+            None,
+        );
+        assert!(
+            matches!(call.await, Answer::Malformed(m) if m.contains("`input_required` result"))
+        );
 
         assert_eq!(Lane::number(&raw("7")), None);
         assert_eq!(Lane::number(&raw("\"weir-07\"")), None);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{ClientRequest, PingRequest, Tool};
+use rmcp::model::Tool;
 use rmcp::service::{Peer, RoleClient, RunningService};
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +26,10 @@ pub(crate) struct Live {
     pub(super) process: tokio::sync::Mutex<Option<ServerProcess>>,
     pub(super) pid: Option<u32>,
     pub(super) opened_at: Instant,
-    /// The MCP revision the server agreed to.
+    /// The MCP revision the server agreed to, as shown.
     pub(super) protocol: String,
+    /// The same, as the session speaks it.
+    pub(super) version: rmcp::model::ProtocolVersion,
     pub(super) stderr: StderrTail,
     /// Why the session was ended for breaking the protocol, if it was.
     pub(super) fault: ProtocolFault,
@@ -118,7 +120,7 @@ impl Live {
             // A ping queued behind them returns once they are written.
             let ping = self
                 .peer
-                .send_request(ClientRequest::PingRequest(PingRequest::default()));
+                .send_request(super::lifecycle::liveness_request(&self.version));
             let _ = tokio::time::timeout(CANCEL_FLUSH.min(grace), ping).await;
         }
         if let Some(mut service) = self.service.lock().await.take() {

@@ -19,6 +19,7 @@ mod backoff;
 mod client;
 mod failure;
 mod lane;
+mod lifecycle;
 mod live;
 mod outbox;
 mod pinger;
@@ -124,6 +125,7 @@ impl Sessions {
                         .startup_timeout
                         .unwrap_or(config.sessions.startup_timeout),
                     ping_interval: server.ping_interval,
+                    negotiation: lifecycle::Negotiation::new(server.protocol.clone()),
                     opened,
                     restarts,
                     reaper: reaper.clone(),

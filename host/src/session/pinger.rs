@@ -1,11 +1,10 @@
-//! The health pinger of an open session: a ping whenever the session has
-//! been idle for a while, and a session that fails one is marked broken.
+//! The health pinger of an open session: a ping (`server/discover` on
+//! 2026-07-28, which has no ping) whenever the session has been idle for a
+//! while, and a session that fails one is marked broken.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use rmcp::model::{ClientRequest, PingRequest};
 
 use super::live::Live;
 
@@ -28,7 +27,7 @@ pub(super) async fn ping_while_idle(
         }
         let ping = live
             .peer
-            .send_request(ClientRequest::PingRequest(PingRequest::default()));
+            .send_request(super::lifecycle::liveness_request(&live.version));
         let failure = match tokio::time::timeout(timeout, ping).await {
             Ok(Ok(_)) => continue,
             Ok(Err(e)) => e.to_string(),

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientRequest, ErrorCode, PingRequest, Tool};
+use rmcp::model::{CallToolRequestParams, ErrorCode, ProtocolVersion, Tool};
 use rmcp::service::{ClientInitializeError, RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +46,8 @@ pub(crate) struct ServerShared {
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
     pub ping_interval: Option<Duration>,
+    /// Which revision to speak, and what the server settled on.
+    pub negotiation: super::lifecycle::Negotiation,
     /// Sessions opened (processes spawned) since the host started; the
     /// same counter the metrics export.
     pub opened: crate::metrics::Tally,
@@ -55,6 +57,23 @@ pub(crate) struct ServerShared {
     /// Bumped when this server says its tools changed (see
     /// [`super::Sessions::tool_changes`]).
     pub tool_changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// Why a session did not open.
+enum Failed {
+    /// The server answered the handshake, but not as its lifecycle expects.
+    Refused(String),
+    /// Anything else: it could not be started or reached, it said nothing
+    /// in time, weir is shutting down.
+    Other(String),
+}
+
+impl Failed {
+    fn message(&self) -> &str {
+        match self {
+            Self::Refused(m) | Self::Other(m) => m,
+        }
+    }
 }
 
 /// One slot. All state behind `&self`: shared by every caller.
@@ -143,6 +162,7 @@ impl Slot {
                 tracing::warn!(server = %name, pid = dead.pid, "session lost{}{}; starting a new one",
                     dead.fault_note(), dead.stderr.describe());
                 self.lost.store(true, Ordering::Relaxed);
+                self.server.negotiation.forget();
                 self.retire(dead);
             }
             match backoff.verdict(Instant::now(), &self.server.settings) {
@@ -195,37 +215,69 @@ impl Slot {
     }
 
     /// Connects (spawning the process for stdio), initializes the session
-    /// and fetches the tools.
+    /// and fetches the tools. Where the revision is left to weir and the
+    /// server answered the `server/discover` probe with something that is
+    /// neither a discovery nor an error (as servers of older revisions may:
+    /// `{}` to any method they do not know), a second connection speaks
+    /// `initialize` straight away.
     async fn open(&self) -> Result<Arc<Live>, String> {
+        let mode = self.server.negotiation.mode();
+        let probing = matches!(mode, ClientLifecycleMode::Auto { .. });
+        match self.open_with(mode).await {
+            Err(Failed::Refused(probe)) if probing && !self.closing.is_cancelled() => {
+                tracing::info!(server = %self.server.name, error = %probe,
+                    "the server/discover probe failed; trying initialize");
+                self.open_with(ClientLifecycleMode::Initialize)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{} (and before that the server/discover probe failed: {probe})",
+                            e.message()
+                        )
+                    })
+            }
+            other => other.map_err(|e| e.message().to_owned()),
+        }
+    }
+
+    async fn open_with(&self, mode: ClientLifecycleMode) -> Result<Arc<Live>, Failed> {
         let server = &self.server;
         let fault = ProtocolFault::default();
         let tools_stale = Arc::new(AtomicBool::new(false));
         let client = SessionClient::new(
             server.name.clone(),
+            server.negotiation.initialize_version(),
             tools_stale.clone(),
             server.tool_changes.clone(),
         );
         let (process, lane, stderr, outcome) = match &server.connect {
             Connect::Stdio(launch) => {
-                let (process, stdout, stdin) = ServerProcess::spawn(&server.name, launch)?;
+                let (process, stdout, stdin) =
+                    ServerProcess::spawn(&server.name, launch).map_err(Failed::Other)?;
                 server.opened.inc();
                 let wire =
                     StdioWire::new(stdout, Box::new(stdin), server.name.clone(), fault.clone());
                 let lane = wire.lane();
-                let outcome = self.handshake(client.serve(wire)).await;
+                let outcome = self
+                    .handshake(client.serve_with_lifecycle(wire, mode))
+                    .await;
                 let stderr = process.stderr.clone();
                 (Some(process), Some(lane), stderr, outcome)
             }
             Connect::Http(config) => {
                 server.opened.inc();
                 let transport = StreamableHttpClientTransport::from_config(config.clone());
-                let outcome = self.handshake(client.serve(transport)).await;
+                let outcome = self
+                    .handshake(client.serve_with_lifecycle(transport, mode))
+                    .await;
                 (None, None, StderrTail::default(), outcome)
             }
         };
         let (service, tools) = match outcome {
             Ok(ok) => ok,
-            Err(error) => {
+            Err(failed) => {
+                let refused = matches!(failed, Failed::Refused(_));
+                let error = failed.message().to_owned();
                 let fault = fault.lock().ok().and_then(|f| f.clone());
                 let error = match fault {
                     Some(f) => format!("{error} (the server wrote {f})"),
@@ -239,16 +291,25 @@ impl Slot {
                         .terminate(&server.name, server.settings.shutdown_grace)
                         .await;
                 }
-                let error = format!("{error}{}", stderr.describe());
-                return Err(crate::redact::scrub(&error));
+                let error = crate::redact::scrub(&format!("{error}{}", stderr.describe()));
+                return Err(if refused {
+                    Failed::Refused(error)
+                } else {
+                    Failed::Other(error)
+                });
             }
         };
         let pid = process.as_ref().and_then(ServerProcess::pid);
-        let protocol = service
+        let version = service
             .peer()
             .peer_info()
-            .map(|i| i.protocol_version.to_string())
-            .unwrap_or_default();
+            .map(|i| i.protocol_version.clone())
+            .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE);
+        server.negotiation.settled(&version);
+        if let Some(lane) = &lane {
+            lane.stamp(super::lifecycle::request_meta(&version));
+        }
+        let protocol = version.to_string();
         tracing::info!(
             server = %server.name,
             pid,
@@ -262,6 +323,7 @@ impl Slot {
             pid,
             opened_at: Instant::now(),
             protocol,
+            version,
             stderr,
             fault,
             broken: AtomicBool::new(false),
@@ -289,7 +351,7 @@ impl Slot {
     async fn handshake<F>(
         &self,
         serve: F,
-    ) -> Result<(RunningService<RoleClient, SessionClient>, Vec<Tool>), String>
+    ) -> Result<(RunningService<RoleClient, SessionClient>, Vec<Tool>), Failed>
     where
         F: Future<
             Output = Result<RunningService<RoleClient, SessionClient>, ClientInitializeError>,
@@ -298,22 +360,32 @@ impl Slot {
         let server = &self.server;
         let handshake = async {
             let service = serve.await.map_err(|e| {
-                super::failure::initialize_failure(&server.name, &e, server.target.as_deref())
+                let message =
+                    super::failure::initialize_failure(&server.name, &e, server.target.as_deref());
+                // The server answered, but not as the lifecycle expects.
+                match e {
+                    ClientInitializeError::ExpectedInitResult(_)
+                    | ClientInitializeError::ExpectedInitResponse(_)
+                    | ClientInitializeError::NoCompatibleProtocolVersion { .. }
+                    | ClientInitializeError::LegacyFallbackFailed { .. }
+                    | ClientInitializeError::JsonRpcError(_) => Failed::Refused(message),
+                    _ => Failed::Other(message),
+                }
             })?;
             let tools = service.peer().list_all_tools().await.map_err(|e| {
-                format!(
+                Failed::Other(format!(
                     "tools/list failed: {}",
                     super::failure::without_type_names(&e.to_string())
-                )
+                ))
             })?;
-            Ok::<_, String>((service, tools))
+            Ok::<_, Failed>((service, tools))
         };
         tokio::select! {
-            r = tokio::time::timeout(server.startup_timeout, handshake) => r.unwrap_or_else(|_| Err(format!(
-                "no answer to initialize within {:.1} s",
+            r = tokio::time::timeout(server.startup_timeout, handshake) => r.unwrap_or_else(|_| Err(Failed::Other(format!(
+                "no answer to initialize (or server/discover) within {:.1} s",
                 server.startup_timeout.as_secs_f64()
-            ))),
-            () = self.closing.cancelled() => Err("weir is shutting down".into()),
+            )))),
+            () = self.closing.cancelled() => Err(Failed::Other("weir is shutting down".into())),
         }
     }
 
@@ -340,7 +412,7 @@ impl Slot {
         let started = Instant::now();
         let ping = live
             .peer
-            .send_request(ClientRequest::PingRequest(PingRequest::default()));
+            .send_request(super::lifecycle::liveness_request(&live.version));
         match tokio::time::timeout(self.server.call_timeout, ping).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(error)) => Err(self.describe_failure(error, &live)),

@@ -2,14 +2,18 @@
 //! it serves and misbehaves on demand.
 //!
 //! Environment:
-//! - `WEIR_TEST_SESSION_LOG=FILE`: one line `<pid>` per initialized session,
+//! - `WEIR_TEST_SESSION_LOG=FILE`: one line `<pid>` per session — per
+//!   `initialize`d one, or on 2026-07-28 (no `initialize`) per process that
+//!   answered `server/discover` (stdio) or per `server/discover` (HTTP) —
 //!   so a test counts the sessions weir opened and checks their processes.
 //! - `WEIR_TEST_EVENTS=FILE`: one line per event the test wants to see from
 //!   the server's side: `start-failed <pid>`, `cancelled <pid>`, `call <tool>`.
 //! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
-//! - `WEIR_TEST_PROTOCOL=V`: answers `initialize` with protocol revision V.
+//! - `WEIR_TEST_PROTOCOL=V`: speaks revisions up to V only, like a server
+//!   built before the next one: answers `initialize` with V, and
+//!   `server/discover` (2026-07-28) not at all when V predates it.
 //! - `WEIR_TEST_SYNTHETIC_TOOLS=N`: lists N more tools shaped like a SaaS
 //!   API's (`contacts_search`, `invoices_update`, …, with descriptions and
 //!   schemas of a real server's size); each answers with its arguments.
@@ -244,6 +248,20 @@ impl TestServer {
 }
 
 impl ServerHandler for TestServer {
+    fn supported_protocol_versions(
+        &self,
+    ) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        use rmcp::model::ProtocolVersion;
+        let known = ProtocolVersion::KNOWN_VERSIONS;
+        match std::env::var("WEIR_TEST_PROTOCOL") {
+            Ok(v) => match known.iter().find(|k| k.as_str() == v) {
+                Some(max) => std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(max)),
+                None => std::borrow::Cow::Borrowed(known),
+            },
+            Err(_) => std::borrow::Cow::Borrowed(known),
+        }
+    }
+
     fn get_info(&self) -> rmcp::model::ServerConfig {
         let config = rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()
@@ -294,6 +312,22 @@ impl ServerHandler for TestServer {
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, rmcp::ErrorData> {
+        // Over stdio a process is a session: later discovers are weir's
+        // health checks on it.
+        static LOGGED: AtomicBool = AtomicBool::new(false);
+        if self.http_sessions.is_some() || !LOGGED.swap(true, Ordering::Relaxed) {
+            append("WEIR_TEST_SESSION_LOG", &std::process::id().to_string());
+        }
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
     }
 
     async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {

@@ -94,8 +94,87 @@ fn run(input: &str) -> Result<String, String> {
             let mb: usize = arg.parse().map_err(|_| "bigresult:<mb>")?;
             Ok("x".repeat(mb << 20))
         }
+        "exercise" => exercise(arg),
         other => Err(format!("unknown mode `{other}`")),
     }
+}
+
+/// `exercise:<server>[:<calls>]`: what a generic client does with a server
+/// — the conformance suite's client scenarios run it. With `calls` (a JSON
+/// list of `{"name", "arguments"}`), makes those calls; without, calls every
+/// tool `server` lists, with arguments made up from its schema (each
+/// required property a value of its type). One line per call; fails if any
+/// call did.
+fn exercise(arg: &str) -> Result<String, String> {
+    let (server, calls) = arg.split_once(':').unwrap_or((arg, ""));
+    let calls: Vec<(String, Value)> = if calls.is_empty() {
+        list_tools()
+            .into_iter()
+            .filter(|t| t.server == server)
+            .map(|t| {
+                let arguments = made_up_arguments(&t.input_schema);
+                (t.name, arguments)
+            })
+            .collect()
+    } else {
+        let given: Vec<Value> =
+            serde_json::from_str(calls).map_err(|e| format!("calls are not a JSON list: {e}"))?;
+        given
+            .into_iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or_default().to_owned();
+                (name, c.get("arguments").cloned().unwrap_or(json!({})))
+            })
+            .collect()
+    };
+    let mut lines = Vec::new();
+    let mut failed = 0;
+    for (name, arguments) in calls {
+        let line = match call_tool(server, &name, &arguments) {
+            Ok(r) if r.is_error => {
+                failed += 1;
+                format!("{name}: tool-error: {}", r.text())
+            }
+            Ok(r) => format!("{name}: ok: {}", r.text()),
+            Err(e) => {
+                failed += 1;
+                format!("{name}: {e}")
+            }
+        };
+        lines.push(line);
+    }
+    let report = lines.join("\n");
+    if failed > 0 {
+        Err(format!("{failed} call(s) failed:\n{report}"))
+    } else {
+        Ok(report)
+    }
+}
+
+/// Arguments for a schema: each required property a value of its type.
+fn made_up_arguments(schema: &Value) -> Value {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut arguments = serde_json::Map::new();
+    for name in required {
+        let property = &schema["properties"][name];
+        let value = if let Some(first) = property["enum"].as_array().and_then(|e| e.first()) {
+            first.clone()
+        } else {
+            match property["type"].as_str().unwrap_or("string") {
+                "number" | "integer" => json!(1),
+                "boolean" => json!(true),
+                "array" => json!([]),
+                "object" => made_up_arguments(property),
+                "null" => Value::Null,
+                _ => json!("x"),
+            }
+        };
+        arguments.insert(name.to_owned(), value);
+    }
+    Value::Object(arguments)
 }
 
 /// `echo:<tag>:<n>`: n calls to `test/echo`, each reply checked.
