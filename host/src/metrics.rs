@@ -62,6 +62,15 @@ pub struct ServerNow {
     /// Age of the oldest open session.
     pub oldest: Option<Duration>,
     pub circuit_open: bool,
+    /// The MCP revision its sessions speak, once one is open.
+    pub protocol: Option<String>,
+}
+
+/// The labels of a server's revision series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub server: String,
+    pub revision: String,
 }
 
 /// Tool name recorded for calls to a tool the server does not have: a
@@ -100,6 +109,7 @@ pub struct Metrics {
     restarts: Family<ServerLabel, Counter>,
     live_sessions: Family<ServerLabel, Gauge>,
     session_age: Family<ServerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    protocol: Family<ProtocolLabels, Gauge>,
     circuit_open: Family<ServerLabel, Gauge>,
     tool_calls: Family<ToolLabels, Counter>,
     tool_errors: Family<ToolErrorLabels, Counter>,
@@ -135,6 +145,7 @@ impl Metrics {
         let restarts = Family::default();
         let live_sessions = Family::default();
         let session_age = Family::default();
+        let protocol = Family::default();
         let circuit_open = Family::default();
         let tool_calls = Family::default();
         let tool_errors = Family::default();
@@ -163,6 +174,11 @@ impl Metrics {
             "upstream_session_age_seconds",
             "Age of the oldest open session to an upstream server",
             session_age.clone(),
+        );
+        registry.register(
+            "upstream_protocol",
+            "1 for the MCP revision a server's sessions speak (label revision)",
+            protocol.clone(),
         );
         registry.register(
             "upstream_circuit_open",
@@ -215,6 +231,7 @@ impl Metrics {
             restarts,
             live_sessions,
             session_age,
+            protocol,
             circuit_open,
             tool_calls,
             tool_errors,
@@ -300,7 +317,18 @@ impl Metrics {
     /// from `servers`.
     pub fn render(&self, servers: impl IntoIterator<Item = ServerNow>) -> String {
         let _one_at_a_time = self.scrape.lock();
+        // A server that settles on another revision (after a restart)
+        // leaves no stale series behind.
+        self.protocol.clear();
         for server in servers {
+            if let Some(revision) = server.protocol {
+                self.protocol
+                    .get_or_create(&ProtocolLabels {
+                        server: server.name.clone(),
+                        revision,
+                    })
+                    .set(1);
+            }
             let label = ServerLabel {
                 server: server.name,
             };
@@ -386,12 +414,14 @@ mod tests {
             live: 1,
             oldest: Some(Duration::from_secs(3)),
             circuit_open: false,
+            protocol: Some("2026-07-28".to_owned()),
         }]);
         for line in [
             "weir_upstream_sessions_opened_total{server=\"time\"} 1",
             "weir_upstream_sessions_live{server=\"time\"} 1",
             "weir_upstream_session_age_seconds{server=\"time\"} 3.0",
             "weir_upstream_circuit_open{server=\"time\"} 0",
+            "weir_upstream_protocol{server=\"time\",revision=\"2026-07-28\"} 1",
             "weir_tool_calls_total{server=\"time\",tool=\"now\"} 1",
             "weir_tool_calls_total{server=\"time\",tool=\"(unknown)\"} 1",
             "weir_tool_errors_total{server=\"time\",tool=\"(unknown)\",kind=\"not-found\"} 1",

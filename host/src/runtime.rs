@@ -120,6 +120,7 @@ impl Host {
                 live: s.session_ages.len(),
                 oldest: s.session_ages.iter().max().copied(),
                 circuit_open: s.circuit_open,
+                protocol: s.protocol,
                 name: s.name,
             }))
     }
