@@ -238,3 +238,39 @@ async fn bad_arguments_against_server_everything() {
     assert!(out.contains('a'), "{out}");
     host.shutdown().await;
 }
+
+/// A 2026-07-28 server that asks for input before it answers a call
+/// (input_required): weir answers from the schema's defaults where the
+/// entry says `"elicitation": "defaults"`, declines where it does not, echoes
+/// the request state, and the plugin gets the final result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_asks_first_gets_an_answer() {
+    let scratch = Scratch::new("asks");
+    let mut defaults = scratch.test_server(json!({}));
+    defaults["elicitation"] = json!("defaults");
+    let declines = scratch.test_server(json!({}));
+    let host = scratch.host_with(
+        json!({"default_policy": {"allow": ["defaults/*", "declines/*"]}}),
+        json!({ "defaults": defaults, "declines": declines }),
+    );
+    let testbed = load(&host, "testbed");
+    let out = host
+        .run(&testbed, "call:defaults:ask:{}")
+        .await
+        .expect("runs");
+    assert!(
+        out.starts_with("ok:answered: ")
+            && out.contains(r#""action":"accept""#)
+            && out.contains(r#""name":"weir-default""#),
+        "{out}"
+    );
+    let out = host
+        .run(&testbed, "call:declines:ask:{}")
+        .await
+        .expect("runs");
+    assert!(
+        out.starts_with("ok:answered: ") && out.contains(r#""action":"decline""#),
+        "{out}"
+    );
+    host.shutdown().await;
+}

@@ -190,6 +190,38 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Which MCP revision to speak with the server (`"protocol"`).
     pub protocol: Protocol,
+    /// What weir answers when the server asks for input (`"elicitation"`).
+    pub elicitation: Elicitation,
+}
+
+/// What weir answers a server's request for input (`elicitation/create`)
+/// where no person is asked. Never a made-up value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Elicitation {
+    /// Decline every request: the server goes on without the input.
+    #[default]
+    Decline,
+    /// Accept with the schema's defaults when every requested field has
+    /// one (SEP-1034); decline otherwise.
+    Defaults,
+}
+
+impl Elicitation {
+    /// Reads a config value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "decline" => Ok(Self::Decline),
+            "defaults" => Ok(Self::Defaults),
+            "forward" => Err(
+                "\"forward\" (relaying the request to the client of `weir serve`) \
+                              is not supported yet; use \"decline\" or \"defaults\""
+                    .into(),
+            ),
+            other => Err(format!(
+                "unknown value \"{other}\"; use \"decline\" or \"defaults\""
+            )),
+        }
+    }
 }
 
 /// Which MCP revision weir speaks with a server. Most servers are best
@@ -252,6 +284,7 @@ impl ServerConfig {
             ping_interval: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             protocol: Protocol::Auto,
+            elicitation: Elicitation::Decline,
         }
     }
 }
@@ -812,13 +845,15 @@ mod tests {
         let config = parse(
             r#"{"mcpServers": {"mem": {"command": "m", "pool_size": 4, "scope": "plugin",
                 "call_timeout_secs": 5, "startup_timeout_secs": 2, "ping_interval_secs": 10,
-                "max_sessions": 8}, "old": {"command": "o", "protocol": "2025-06-18"}}}"#,
+                "max_sessions": 8}, "old": {"command": "o", "protocol": "2025-06-18",
+                "elicitation": "defaults"}}}"#,
         )
         .expect("valid config");
         assert_eq!(
             config.servers["old"].protocol,
             Protocol::Revision(rmcp::model::ProtocolVersion::V_2025_06_18)
         );
+        assert_eq!(config.servers["old"].elicitation, Elicitation::Defaults);
         let mem = &config.servers["mem"];
         assert_eq!(mem.pool_size, 4);
         assert_eq!(mem.scope, Scope::Plugin);
@@ -843,6 +878,10 @@ mod tests {
             (
                 r#"{"mcpServers": {"m": {"command": "m", "ping_interval_secs": 0}}}"#,
                 "mcpServers.m.ping_interval_secs: 0 is not a positive",
+            ),
+            (
+                r#"{"mcpServers": {"m": {"command": "m", "elicitation": "ask"}}}"#,
+                "mcpServers.m.elicitation: unknown value \"ask\"; use \"decline\" or \"defaults\"",
             ),
             (
                 r#"{"mcpServers": {"m": {"command": "m", "protocol": "2025-13-01"}}}"#,

@@ -71,6 +71,8 @@ pub(super) struct RawServer {
     pub(super) max_sessions: Option<usize>,
     /// `"auto"` or an MCP revision.
     pub(super) protocol: Option<String>,
+    /// What to answer a server's request for input.
+    pub(super) elicitation: Option<String>,
     #[serde(flatten)]
     pub(super) other: BTreeMap<String, serde_json::Value>,
 }

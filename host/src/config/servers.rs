@@ -182,6 +182,10 @@ pub(super) fn read(
             entry.protocol =
                 super::Protocol::parse(protocol).map_err(|e| ctx.invalid(at(".protocol"), e))?;
         }
+        if let Some(elicitation) = &server.elicitation {
+            entry.elicitation = super::Elicitation::parse(elicitation)
+                .map_err(|e| ctx.invalid(at(".elicitation"), e))?;
+        }
         servers.insert(name, entry);
     }
     Ok(servers)

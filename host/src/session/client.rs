@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::ClientHandler;
-use rmcp::model::{ClientConfig, ProtocolVersion};
-use rmcp::service::{NotificationContext, RoleClient};
+use rmcp::model::{ClientConfig, ElicitRequestParams, ElicitResult, ErrorData, ProtocolVersion};
+use rmcp::service::{NotificationContext, RequestContext, RoleClient};
+
+use crate::config::Elicitation;
 
 /// Handler of one session. Cheap to clone; rmcp owns one copy.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub(crate) struct SessionClient {
     server: Arc<str>,
     /// The revision `initialize` names, where the session uses it.
     protocol: ProtocolVersion,
+    /// What to answer the server's requests for input.
+    elicitation: Elicitation,
     /// Set by `notifications/tools/list_changed`; the next lookup refetches
     /// the list. A flag rather than a refetch here: a server that sends a
     /// burst of notifications costs one `tools/list`, not one each.
@@ -26,12 +30,14 @@ impl SessionClient {
     pub fn new(
         server: Arc<str>,
         protocol: ProtocolVersion,
+        elicitation: Elicitation,
         tools_stale: Arc<AtomicBool>,
         changes: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Self {
         Self {
             server,
             protocol,
+            elicitation,
             tools_stale,
             changes,
         }
@@ -41,10 +47,21 @@ impl SessionClient {
 impl ClientHandler for SessionClient {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            super::lifecycle::client_capabilities(),
+            super::lifecycle::client_capabilities(self.elicitation),
             super::lifecycle::client_info(),
         )
         .with_protocol_version(self.protocol.clone())
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let answer = super::elicitation::answer(self.elicitation, &request);
+        tracing::info!(server = %self.server, action = ?answer.action,
+            "answered the server's request for input");
+        Ok(answer)
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

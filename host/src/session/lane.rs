@@ -36,6 +36,9 @@ pub(crate) enum Answer {
     Result(String),
     /// The server answered with a JSON-RPC error.
     Error(ErrorData),
+    /// The server asks for input first (2026-07-28): its `input_required`
+    /// result, for the rounds that follow (see [`super::rounds`]).
+    InputRequired(String),
     /// The server answered with something that is not a tool result.
     Malformed(String),
     /// The session ended (or its pipe broke) before an answer came.
@@ -179,10 +182,10 @@ impl Lane {
             (Some(result), _) => match serde_json::from_str::<ResultShape>(result.get()) {
                 Ok(shape) => match shape.result_type.as_deref() {
                     None | Some("complete") => Answer::Result(result.get().to_owned()),
-                    Some(other) => Answer::Malformed(format!(
-                        "a `{other}` result (the server asks the client for input first, \
-                         which weir does not answer on this path)"
-                    )),
+                    Some("input_required") => Answer::InputRequired(result.get().to_owned()),
+                    Some(other) => {
+                        Answer::Malformed(format!("a `{other}` result, not a tool result"))
+                    }
                 },
                 Err(e) => Answer::Malformed(format!("not a tool result ({e})")),
             },
@@ -340,7 +343,7 @@ mod tests {
         assert!(matches!(call.await, Answer::Malformed(m) if m.contains("not a tool result")));
 
         // On 2026-07-28 every request carries the session's `_meta`, and a
-        // result asking for input first is not a tool result.
+        // result asking for input first is handed on as such.
         lane.stamp(Some(raw(
             r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#,
         )));

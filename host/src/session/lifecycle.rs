@@ -19,16 +19,19 @@ use rmcp::model::{
 };
 use serde_json::value::RawValue;
 
-use crate::config::Protocol;
+use crate::config::{Elicitation, Protocol};
 
 /// What weir says it is, in `initialize` and in each request's `_meta`.
 pub(super) fn client_info() -> Implementation {
     Implementation::new("weir", env!("CARGO_PKG_VERSION"))
 }
 
-/// What weir can do as a client: nothing a server may ask of it yet.
-pub(super) fn client_capabilities() -> ClientCapabilities {
-    ClientCapabilities::default()
+/// What weir can do as a client: answer a request for input with its
+/// defaults, where the server entry says so (see [`super::elicitation`]).
+pub(super) fn client_capabilities(elicitation: Elicitation) -> ClientCapabilities {
+    let mut capabilities = ClientCapabilities::default();
+    capabilities.elicitation = super::elicitation::capability(elicitation);
+    capabilities
 }
 
 /// One server's choice of revision, and what it settled on last.
@@ -105,14 +108,17 @@ pub(super) fn liveness_request(version: &ProtocolVersion) -> ClientRequest {
 /// The `_meta` every request of a session on `version` carries, as JSON
 /// text for weir's own `tools/call` lane; `None` where the revision has
 /// `initialize` (the session's state says it all).
-pub(super) fn request_meta(version: &ProtocolVersion) -> Option<Box<RawValue>> {
+pub(super) fn request_meta(
+    version: &ProtocolVersion,
+    elicitation: Elicitation,
+) -> Option<Box<RawValue>> {
     if version.has_initialize() {
         return None;
     }
     let meta = RequestMetaObject::with_client_context(
         version.clone(),
         client_info(),
-        client_capabilities(),
+        client_capabilities(elicitation),
     );
     serde_json::value::to_raw_value(&meta).ok()
 }
@@ -150,8 +156,9 @@ mod tests {
 
     #[test]
     fn only_the_new_revision_stamps_requests() {
-        assert!(request_meta(&ProtocolVersion::V_2025_11_25).is_none());
-        let meta = request_meta(&ProtocolVersion::V_2026_07_28).map(|m| m.get().to_owned());
+        assert!(request_meta(&ProtocolVersion::V_2025_11_25, Elicitation::Decline).is_none());
+        let meta = request_meta(&ProtocolVersion::V_2026_07_28, Elicitation::Defaults)
+            .map(|m| m.get().to_owned());
         let meta: serde_json::Value =
             serde_json::from_str(&meta.unwrap_or_default()).unwrap_or_default();
         assert_eq!(
@@ -159,7 +166,9 @@ mod tests {
             "2026-07-28"
         );
         assert_eq!(meta["io.modelcontextprotocol/clientInfo"]["name"], "weir");
-        assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
+        assert!(
+            meta["io.modelcontextprotocol/clientCapabilities"]["elicitation"]["form"].is_object()
+        );
         assert!(matches!(
             liveness_request(&ProtocolVersion::V_2026_07_28),
             ClientRequest::DiscoverRequest(_)

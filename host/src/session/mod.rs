@@ -17,6 +17,7 @@
 
 mod backoff;
 mod client;
+mod elicitation;
 mod failure;
 mod lane;
 mod lifecycle;
@@ -25,6 +26,7 @@ mod outbox;
 mod pinger;
 mod pool;
 mod process;
+mod rounds;
 mod slot;
 pub(crate) mod wire;
 
@@ -126,6 +128,7 @@ impl Sessions {
                         .unwrap_or(config.sessions.startup_timeout),
                     ping_interval: server.ping_interval,
                     negotiation: lifecycle::Negotiation::new(server.protocol.clone()),
+                    elicitation: server.elicitation,
                     opened,
                     restarts,
                     reaper: reaper.clone(),

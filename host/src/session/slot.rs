@@ -48,6 +48,8 @@ pub(crate) struct ServerShared {
     pub ping_interval: Option<Duration>,
     /// Which revision to speak, and what the server settled on.
     pub negotiation: super::lifecycle::Negotiation,
+    /// What to answer the server's requests for input.
+    pub elicitation: crate::config::Elicitation,
     /// Sessions opened (processes spawned) since the host started; the
     /// same counter the metrics export.
     pub opened: crate::metrics::Tally,
@@ -247,6 +249,7 @@ impl Slot {
         let client = SessionClient::new(
             server.name.clone(),
             server.negotiation.initialize_version(),
+            server.elicitation,
             tools_stale.clone(),
             server.tool_changes.clone(),
         );
@@ -307,7 +310,7 @@ impl Slot {
             .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE);
         server.negotiation.settled(&version);
         if let Some(lane) = &lane {
-            lane.stamp(super::lifecycle::request_meta(&version));
+            lane.stamp(super::lifecycle::request_meta(&version, server.elicitation));
         }
         let protocol = version.to_string();
         tracing::info!(
@@ -446,34 +449,59 @@ impl Slot {
         // Dropping the request (on timeout, or when the run ends) sends
         // `notifications/cancelled` to the server.
         let mut abandon = Abandon(Some(&live.abandoned));
-        let answer = match &live.lane {
-            Some(lane) => {
-                let call = lane.call_tool(tool, arguments.as_ref());
-                tokio::time::timeout(timeout, call)
-                    .await
-                    .map(|answer| self.lane_answer(answer, &live))
-            }
-            None => {
-                // rmcp's client takes a map: parsed here, on this path only.
-                let mut params = CallToolRequestParams::new(tool.to_owned());
-                if let Some(arguments) = arguments {
-                    params = params.with_arguments(arguments.to_map());
-                }
-                tokio::time::timeout(timeout, live.peer.call_tool(params))
-                    .await
-                    .map(|answer| match answer {
-                        Ok(result) => serde_json::to_string(&result).map_err(|e| {
-                            CallError::Protocol(format!("cannot encode the result: {e}"))
-                        }),
-                        Err(error) => Err(self.describe_failure(error, &live)),
-                    })
-            }
-        };
+        let answer = tokio::time::timeout(timeout, async {
+            let first = match &live.lane {
+                Some(lane) => match lane.call_tool(tool, arguments.as_ref()).await {
+                    Answer::InputRequired(asked) => Some(asked),
+                    answer => return self.lane_answer(answer, &live),
+                },
+                None => None,
+            };
+            self.call_in_rounds(tool, arguments.as_ref(), first, &live)
+                .await
+        })
+        .await;
         if answer.is_ok() {
             abandon.0 = None;
         }
         drop(abandon);
         answer.unwrap_or(Err(CallError::Timeout))
+    }
+
+    /// A call through rmcp (the HTTP path, and the rounds after a lane
+    /// call the server answered with `input_required`), answering what the
+    /// server asks on the way (see [`super::rounds`]).
+    async fn call_in_rounds(
+        &self,
+        tool: &str,
+        arguments: Option<&Arguments>,
+        first: Option<String>,
+        live: &Live,
+    ) -> Result<String, CallError> {
+        let name = &self.server.name;
+        let first = match first {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                CallError::Protocol(format!(
+                    "server `{name}` answered the call with an unreadable input_required result ({e})"
+                ))
+            })?),
+            None => None,
+        };
+        // rmcp's client takes a map: parsed here, on this path only.
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments.to_map());
+        }
+        match super::rounds::call(&live.peer, params, first, self.server.elicitation).await {
+            Ok(result) => serde_json::to_string(&result)
+                .map_err(|e| CallError::Protocol(format!("cannot encode the result: {e}"))),
+            Err(super::rounds::RoundsError::Service(error)) => {
+                Err(self.describe_failure(error, live))
+            }
+            Err(super::rounds::RoundsError::Protocol(what)) => {
+                Err(CallError::Protocol(format!("server `{name}`: {what}")))
+            }
+        }
     }
 
     /// A call's answer on the session's own lane, as the caller gets it.
@@ -484,6 +512,9 @@ impl Slot {
             Answer::Error(error) => Err(self.error_answer(error)),
             Answer::Malformed(what) => Err(CallError::Protocol(format!(
                 "server `{name}` answered the call with {what}"
+            ))),
+            Answer::InputRequired(_) => Err(CallError::Protocol(format!(
+                "server `{name}` asked for input where weir expected a result"
             ))),
             Answer::Closed => Err(self.closed_during_call(live)),
         }

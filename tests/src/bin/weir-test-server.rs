@@ -24,7 +24,7 @@
 //! tool `expire_sessions` then drops every session, as a server restart
 //! would, so clients see HTTP 404 and must re-initialize.
 //!
-//! Tools: `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
+//! Tools: `ask` (2026-07-28's input_required, then the answer), `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
 //! result), `crash` (exits mid-call), `pid`, `kv_set`/`kv_get` (state of
 //! this process), `garbage` (writes a non-JSON
 //! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
@@ -241,6 +241,14 @@ impl TestServer {
         }
     }
 
+    #[tool(
+        description = "Asks the client who it is first (2026-07-28's input_required, with a default), then answers with what the client said."
+    )]
+    async fn ask(&self) -> CallToolResult {
+        // Answered in `call_tool`; listed here.
+        text("ask")
+    }
+
     #[tool(description = "Exists only after enable_late.")]
     async fn late(&self) -> CallToolResult {
         text("late")
@@ -305,6 +313,9 @@ impl ServerHandler for TestServer {
         if request.name == "late" && !self.late.load(Ordering::Acquire) {
             return Err(ErrorData::invalid_params("tool `late` not found", None));
         }
+        if request.name == "ask" {
+            return Ok(ask(&request));
+        }
         if synthetic_tools().iter().any(|t| t.name == request.name) {
             let args = serde_json::Value::Object(request.arguments.unwrap_or_default());
             return Ok(text(format!("{} ok: {args}", request.name)).into());
@@ -343,6 +354,32 @@ impl ServerHandler for TestServer {
             "WEIR_TEST_EVENTS",
             &format!("cancelled {}", std::process::id()),
         );
+    }
+}
+
+/// `ask`: the first round asks for a name (default `weir-default`) with
+/// a request state; the retry must echo the state and answer the question.
+fn ask(request: &CallToolRequestParams) -> CallToolResponse {
+    match (&request.input_responses, request.request_state.as_deref()) {
+        (Some(responses), Some("state-1")) => {
+            let said = serde_json::to_string(&responses["who"]).unwrap_or_default();
+            text(format!("answered: {said}")).into()
+        }
+        (Some(_), state) => text(format!("bad retry: state {state:?}")).into(),
+        (None, _) => {
+            let asked = serde_json::json!({
+                "resultType": "input_required",
+                "inputRequests": {"who": {"method": "elicitation/create", "params": {
+                    "message": "Who is calling?",
+                    "requestedSchema": {"type": "object", "properties": {
+                        "name": {"type": "string", "default": "weir-default"}}}}}},
+                "requestState": "state-1",
+            });
+            match serde_json::from_value(asked) {
+                Ok(asked) => CallToolResponse::InputRequired(asked),
+                Err(e) => text(format!("cannot build the question: {e}")).into(),
+            }
+        }
     }
 }
 
