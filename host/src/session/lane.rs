@@ -361,9 +361,7 @@ mod tests {
             )),
             None,
         );
-        assert!(
-            matches!(call.await, Answer::Malformed(m) if m.contains("`input_required` result"))
-        );
+        assert!(matches!(call.await, Answer::InputRequired(r) if r.contains("inputRequests")));
 
         assert_eq!(Lane::number(&raw("7")), None);
         assert_eq!(Lane::number(&raw("\"weir-07\"")), None);
