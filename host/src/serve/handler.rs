@@ -175,9 +175,13 @@ fn error_result(message: String) -> CallToolResponse {
 }
 
 impl ServerHandler for WeirServer {
+    // Logging is deprecated since 2026-07-28, but 2025-11-25 clients are
+    // still served, and that revision has it.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
+                .enable_logging()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
@@ -187,6 +191,23 @@ impl ServerHandler for WeirServer {
             "Each tool is a sandboxed weir agent. Calling one runs the agent once; \
              the agent's own tool calls go through weir's shared MCP sessions.",
         )
+    }
+
+    /// `logging/setLevel` (up to 2025-11-25): accepted. weir sends its
+    /// clients no log messages at any level (its log is its own stderr),
+    /// so every level is already honoured. 2026-07-28 removed the method.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        match context.protocol_version() {
+            Some(version) if !version.has_initialize() => Err(ErrorData::method_not_found::<
+                rmcp::model::SetLevelRequestMethod,
+            >()),
+            _ => Ok(()),
+        }
     }
 
     async fn list_tools(
