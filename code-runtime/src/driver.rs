@@ -283,6 +283,16 @@ fn script_place(context: &mut Context) -> Option<Place> {
     position(&error.to_string())
 }
 
+/// The script calls out (a tool call, `console.log`) from here: where it
+/// is, kept as the last place known to have run.
+fn calling_out(context: &mut Context) -> Option<Place> {
+    let at = script_place(context);
+    if at.is_some() {
+        LAST_SEEN.set(at);
+    }
+    at
+}
+
 /// `place()`: `[line, column]` of the script's code that is running, or
 /// `undefined` (the prelude marks the errors it throws with it).
 fn place(_this: &JsValue, _args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
@@ -464,10 +474,7 @@ fn enqueue(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult
             .and_then(|f| function(&f, what))
     };
     let (resolve, reject) = (settle(3, "resolve")?, settle(4, "reject")?);
-    let at = script_place(context);
-    if at.is_some() {
-        LAST_SEEN.set(at);
-    }
+    let at = calling_out(context);
     let queued = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         q.push(Queued {
@@ -520,9 +527,7 @@ fn search_tools(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsR
 /// `print(line)`: one line of console output, up to the runtime's cap.
 fn print(_this: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let line = string_arg(args, 0, context)?;
-    if let Some(at) = script_place(context) {
-        LAST_SEEN.set(Some(at));
-    }
+    calling_out(context);
     LOGGED.with(|logged| {
         let (kept, dropped) = &mut *logged.borrow_mut();
         if *kept + line.len() < LOG_BYTES {
