@@ -104,6 +104,12 @@ pub enum CallError {
     /// not a valid reply.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server needs a capability of its client that weir does not
+    /// offer it (MCP's `-32021`); `required` is the JSON of the
+    /// capabilities it named. A plugin sees it as `unavailable`; `weir
+    /// serve` relays it to a client that lacks the capability too.
+    #[error("unavailable: {message}")]
+    NeedsClientCapability { message: String, required: String },
 }
 
 impl CallError {
@@ -116,6 +122,7 @@ impl CallError {
             Self::Unavailable(_) => "unavailable",
             Self::Timeout => "timeout",
             Self::Protocol(_) => "protocol-error",
+            Self::NeedsClientCapability { .. } => "unavailable",
         }
     }
 }
@@ -136,7 +143,8 @@ impl From<CallError> for WireCallError {
             | CallError::NotFound(m)
             | CallError::InvalidArguments(m)
             | CallError::Unavailable(m)
-            | CallError::Protocol(m) => m,
+            | CallError::Protocol(m)
+            | CallError::NeedsClientCapability { message: m, .. } => m,
             CallError::Timeout => String::new(),
         };
         Self { error, message }

@@ -73,6 +73,8 @@ pub struct Config {
     /// `server.tool`, under the default policy. Off unless asked for: a
     /// client should reach upstream tools through an agent by default.
     pub expose_upstream_tools: bool,
+    /// How passed-through tools are named (`weir.upstream_tool_names`).
+    pub upstream_tool_names: UpstreamToolNames,
     /// Logical tool names plugins call as `alias/NAME`, each standing for a
     /// server's tool: moving a capability to another server is a config
     /// change, not a plugin rebuild.
@@ -85,6 +87,19 @@ pub struct Config {
     /// without `--code-mode`. Its runs' policy is the grant of
     /// [`CODE_MODE_CALLER`] (`weir.code_mode`'s policy fields).
     pub code_mode: bool,
+}
+
+/// How `weir serve` names the upstream tools it passes through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamToolNames {
+    /// `server.tool`: never ambiguous, whatever the servers list.
+    #[default]
+    Prefixed,
+    /// The tool's own name, where only one server has it and no plugin or
+    /// code-mode tool is called that; `server.tool` otherwise. For a
+    /// gateway in front of servers whose clients expect their names.
+    Bare,
 }
 
 /// The caller name of code-mode scripts: their grant, audit events and
@@ -455,6 +470,7 @@ impl Default for Config {
             cache_dir: default_cache_dir(),
             scratch_root: None,
             expose_upstream_tools: false,
+            upstream_tool_names: UpstreamToolNames::Prefixed,
             aliases: BTreeMap::new(),
             source: None,
             servers: BTreeMap::from([(
@@ -551,6 +567,7 @@ impl Config {
             cache_dir: settings.cache_dir,
             scratch_root: settings.scratch_root,
             expose_upstream_tools,
+            upstream_tool_names: raw.weir.upstream_tool_names.unwrap_or_default(),
             aliases: grants.aliases,
             plugin_size_limit: settings.plugin_size_limit,
             http: settings.http,

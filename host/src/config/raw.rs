@@ -107,6 +107,8 @@ pub(super) struct RawWeir {
     pub(super) scratch_root: Option<String>,
     /// `weir serve`: pass upstream tools through as `server.tool`.
     pub(super) expose_upstream_tools: Option<bool>,
+    /// `weir serve`: "prefixed" (`server.tool`) or "bare".
+    pub(super) upstream_tool_names: Option<super::UpstreamToolNames>,
     /// NAME -> "server/tool", or {"tool": "server/tool", "arguments": {…}}.
     #[serde(default, deserialize_with = "unique_keys")]
     pub(super) aliases: BTreeMap<String, serde_json::Value>,

@@ -129,6 +129,7 @@ impl From<CallError> for mcp::CallError {
             CallError::Unavailable(m) => Self::Unavailable(m),
             CallError::Timeout => Self::Timeout,
             CallError::Protocol(m) => Self::ProtocolError(m),
+            CallError::NeedsClientCapability { message, .. } => Self::Unavailable(message),
         }
     }
 }

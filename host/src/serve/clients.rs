@@ -41,10 +41,16 @@ impl Clients {
     /// those that are gone. Returns how many were told.
     pub async fn tool_list_changed(&self) -> usize {
         let peers: Vec<_> = self.peers.lock().map(|p| p.clone()).unwrap_or_default();
+        // Only the streams that asked for tool list changes.
         let subs: Vec<_> = self
             .subscriptions
             .lock()
-            .map(|s| s.clone())
+            .map(|s| {
+                s.iter()
+                    .filter(|sub| sub.accepted().tools_list_changed == Some(true))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let mut told = 0;
         let mut gone = false;

@@ -88,6 +88,11 @@ impl CodeTools {
         ]
     }
 
+    /// Whether `name` is one of the three.
+    pub fn has(name: &str) -> bool {
+        [SEARCH_TOOLS, DESCRIBE_TOOLS, EXECUTE_CODE].contains(&name)
+    }
+
     /// Handles a call of one of the three; `None` when `name` is not one.
     pub async fn call(&self, name: &str, arguments: Option<JsonObject>) -> Option<CallToolResult> {
         let args = arguments.unwrap_or_default();
@@ -100,7 +105,7 @@ impl CodeTools {
     }
 
     /// What scripts may call: code mode's grant, through the gate's list.
-    async fn granted(&self) -> Vec<ToolInfo> {
+    pub(super) async fn granted(&self) -> Vec<ToolInfo> {
         Gate::new(self.code.runtime().rules().clone(), self.host.gateway())
             .list_tools()
             .await

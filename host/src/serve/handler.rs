@@ -9,17 +9,21 @@ use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, Implementation, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, SubscriptionFilter,
-    Tool,
+    CustomResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 
 use super::catalog::{Catalog, input_for};
 use super::clients::Clients;
+use super::code_docs;
 use super::code_tools::CodeTools;
+use super::passthrough;
+use crate::config::UpstreamToolNames;
 use crate::gate::Via;
-use crate::gateway::CallError;
+use crate::gateway::{CallError, ToolInfo};
 use crate::runtime::{Host, HostRunError};
 
 /// How often a long run reports progress, to a client that asked for it.
@@ -50,25 +54,32 @@ impl WeirServer {
         }
     }
 
-    /// Upstream tools as `server.tool`, when the operator turned that on;
-    /// only those the default policy grants (the gate's own list).
-    async fn upstream_tools(&self) -> Vec<Tool> {
-        if !self.host.config().expose_upstream_tools {
+    /// Upstream tools under the names clients see them by
+    /// (`weir.upstream_tool_names`), when the operator turned passing
+    /// them through on; only those the default policy grants (the gate's
+    /// own list).
+    async fn named_upstream_tools(&self) -> Vec<(String, ToolInfo)> {
+        let config = self.host.config();
+        if !config.expose_upstream_tools {
             return Vec::new();
         }
-        self.host
-            .client_gate()
-            .list_tools()
+        let tools = self.host.client_gate().list_tools().await;
+        let catalog = self.catalog.snapshot();
+        let code = self.code.is_some();
+        passthrough::name_tools(tools, config.upstream_tool_names, |name| {
+            catalog.contains_key(name) || (code && CodeTools::has(name))
+        })
+    }
+
+    /// The passed-through tools, as listed.
+    async fn upstream_tools(&self) -> Vec<Tool> {
+        self.named_upstream_tools()
             .await
             .into_iter()
-            .map(|t| {
+            .map(|(name, t)| {
                 let schema = serde_json::from_str(&t.input_schema).unwrap_or_default();
                 let description = t.description.unwrap_or_default();
-                Tool::new(
-                    format!("{}.{}", t.server, t.name),
-                    description,
-                    Arc::new(schema),
-                )
+                Tool::new(name, description, Arc::new(schema))
             })
             .collect()
     }
@@ -81,8 +92,15 @@ impl WeirServer {
         request: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some((server, tool)) = name.split_once('.') else {
-            return Err(unknown_tool(name));
+        // A bare name is looked up; `server.tool` goes to the gate as it
+        // is, which refuses (and audits) a tool the caller is not granted.
+        let named = match self.host.config().upstream_tool_names {
+            UpstreamToolNames::Bare => self.named_upstream_tools().await,
+            UpstreamToolNames::Prefixed => Vec::new(),
+        };
+        let (server, tool) = match passthrough::resolve(&named, name) {
+            Some(info) => (info.server.as_str(), info.name.as_str()),
+            None => name.split_once('.').ok_or_else(|| unknown_tool(name))?,
         };
         let arguments = request
             .arguments
@@ -109,6 +127,20 @@ impl WeirServer {
                     ErrorData::internal_error(format!("upstream result unreadable: {e}"), None)
                 }),
             Err(CallError::NotFound(_)) => Err(unknown_tool(name)),
+            // The client lacks it too: MCP's own error (`-32021`, HTTP
+            // 400), so the client knows what to declare. A client that
+            // has it reads that weir does not pass it on.
+            Err(CallError::NeedsClientCapability { message, required })
+                if lacks_any(context, &required) =>
+            {
+                let required: serde_json::Value =
+                    serde_json::from_str(&required).unwrap_or_else(|_| serde_json::json!({}));
+                Err(ErrorData::new(
+                    rmcp::model::ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                    message,
+                    Some(serde_json::json!({ "requiredCapabilities": required })),
+                ))
+            }
             Err(CallError::Timeout) => Ok(error_result(format!(
                 "timed out: `{name}` got no answer in time (the server's call timeout, \
                  or the deadline of {} s of a passed-through call)",
@@ -139,8 +171,32 @@ const STANDARD_METHODS: &[&str] = &[
     "subscriptions/listen",
 ];
 
-/// The error for a request rmcp could not read as a standard one.
-fn custom_request_error(method: &str, params: Option<&serde_json::Value>) -> ErrorData {
+/// Methods 2026-07-28 removed: a request of that revision naming one is
+/// for a method weir does not have there (`-32601`, HTTP 404), whatever
+/// its params — rmcp hands them over as custom when the params, now only
+/// `_meta`, do not fit the old method.
+const REMOVED_IN_2026: &[&str] = &[
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// The error for a request rmcp could not read as a standard one;
+/// `stateless`: the request is of a revision without `initialize`.
+fn custom_request_error(
+    method: &str,
+    params: Option<&serde_json::Value>,
+    stateless: bool,
+) -> ErrorData {
+    if stateless && REMOVED_IN_2026.contains(&method) {
+        return ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("`{method}` is not a method of MCP 2026-07-28"),
+            None,
+        );
+    }
     if !STANDARD_METHODS.contains(&method) {
         return ErrorData::new(
             rmcp::model::ErrorCode::METHOD_NOT_FOUND,
@@ -159,6 +215,20 @@ fn custom_request_error(method: &str, params: Option<&serde_json::Value>) -> Err
         _ => "params do not fit the method".to_owned(),
     };
     ErrorData::invalid_params(format!("invalid params for `{method}`: {why}"), None)
+}
+
+/// Whether the client of `context` lacks one of the capabilities named in
+/// `required` (a `requiredCapabilities` object, as JSON).
+fn lacks_any(context: &RequestContext<RoleServer>, required: &str) -> bool {
+    let declared = context
+        .client_capabilities()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or_default();
+    let required: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(required).unwrap_or_default();
+    required
+        .keys()
+        .any(|k| declared.get(k).is_none_or(serde_json::Value::is_null))
 }
 
 fn unknown_tool(name: &str) -> ErrorData {
@@ -184,6 +254,8 @@ impl ServerHandler for WeirServer {
                 .enable_logging()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
+                .enable_prompts()
                 .build(),
         )
         .with_server_info(Implementation::new("weir", env!("CARGO_PKG_VERSION")))
@@ -226,6 +298,81 @@ impl ServerHandler for WeirServer {
         }
         tools.extend(self.upstream_tools().await);
         Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    /// Code mode's API as documents (see `code_docs`); none without it.
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = match &self.code {
+            Some(_) => code_docs::resources(),
+            None => Vec::new(),
+        };
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let templates = match &self.code {
+            Some(_) => code_docs::templates(),
+            None => Vec::new(),
+        };
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        match &self.code {
+            Some(code) => code_docs::read(code, &request.uri)
+                .await
+                .map(ReadResourceResponse::Complete),
+            None => Err(ErrorData::resource_not_found(
+                format!(
+                    "weir has no resource `{}` (its resources are code mode's: weir serve --code-mode)",
+                    request.uri
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// The `code_mode` prompt, when code mode is served.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = match &self.code {
+            Some(_) => code_docs::prompts(),
+            None => Vec::new(),
+        };
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if self.code.is_none() {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "no prompt named `{}` (weir's prompt is code mode's: weir serve --code-mode)",
+                    request.name
+                ),
+                None,
+            ));
+        }
+        code_docs::prompt(&request.name, request.arguments.as_ref())
+            .map(GetPromptResponse::Complete)
     }
 
     async fn call_tool(
@@ -292,11 +439,15 @@ impl ServerHandler for WeirServer {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
+        let stateless = context
+            .protocol_version()
+            .is_some_and(|v| !v.has_initialize());
         Err(custom_request_error(
             &request.method,
             request.params.as_ref(),
+            stateless,
         ))
     }
 
@@ -304,12 +455,15 @@ impl ServerHandler for WeirServer {
         self.clients.add_peer(context.peer);
     }
 
+    /// Every stream is accepted, for what of its filter weir sends: tool
+    /// list changes. A stream that asked for none of those (prompts only,
+    /// say) is acknowledged and kept open, and sent nothing — not refused
+    /// as an unknown method.
     fn accepted_subscription_filter(
         &self,
-        requested: &SubscriptionFilter,
+        _requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        (requested.tools_list_changed == Some(true))
-            .then(|| SubscriptionFilter::builder().tools_list_changed().build())
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {

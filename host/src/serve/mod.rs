@@ -15,10 +15,12 @@
 
 pub mod catalog;
 pub mod clients;
+pub mod code_docs;
 pub mod code_tools;
 pub mod connection;
 pub mod handler;
 pub mod http;
+pub mod passthrough;
 pub mod sessions;
 pub mod status;
 pub mod stdio_wire;

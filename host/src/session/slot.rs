@@ -541,6 +541,29 @@ impl Slot {
         let name = &self.server.name;
         if e.code == ErrorCode::INVALID_PARAMS {
             CallError::InvalidArguments(format!("server `{name}`: {}", e.message))
+        } else if e.code == ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY {
+            let required = e
+                .data
+                .as_ref()
+                .and_then(|d| d.get("requiredCapabilities"))
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            let names: Vec<&str> = required
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            CallError::NeedsClientCapability {
+                message: format!(
+                    "server `{name}`: the tool needs its client to offer {}, which weir does not \
+                     offer servers",
+                    if names.is_empty() {
+                        "a capability it did not name".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+                required: required.to_string(),
+            }
         } else if e.data.as_ref().and_then(|d| d.as_str()) == Some(UNREADABLE) {
             CallError::Protocol(format!(
                 "server `{name}` answered with something weir cannot read as MCP: {}",

@@ -249,6 +249,69 @@ impl TestServer {
         text("ask")
     }
 
+    // The diagnostic tools the conformance suite's server scenarios call
+    // (scripts/conformance serves them through weir serve).
+
+    #[tool(
+        description = "Needs its client to offer sampling: without it, MCP's -32021 naming sampling."
+    )]
+    async fn test_missing_capability(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let has_sampling = context
+            .client_capabilities()
+            .is_some_and(|c| c.sampling.is_some());
+        if !has_sampling {
+            let required: rmcp::model::ClientCapabilities =
+                serde_json::from_value(serde_json::json!({"sampling": {}}))
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            return Err(ErrorData::missing_required_client_capability(required));
+        }
+        Ok(text("the client offers sampling"))
+    }
+
+    #[tool(description = "Asks for input (input_required) like ask, then answers.")]
+    async fn test_streaming_elicitation(&self) -> CallToolResult {
+        // Answered in `call_tool`; listed here.
+        text("test_streaming_elicitation")
+    }
+
+    #[tool(
+        description = "Logs (notifications/message) only when the request's _meta names a log level; answers either way."
+    )]
+    #[allow(deprecated)] // logging: 2025-11-25 clients still have it
+    async fn test_logging_tool(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let level = context
+            .meta
+            .get("io.modelcontextprotocol/logLevel")
+            .cloned();
+        if level.is_some() {
+            let _ = context
+                .peer
+                .notify_logging_message(rmcp::model::LoggingMessageNotificationParam::new(
+                    rmcp::model::LoggingLevel::Info,
+                    serde_json::json!("test_logging_tool ran"),
+                ))
+                .await;
+        }
+        text(format!("logged: {}", level.is_some()))
+    }
+
+    #[tool(
+        description = "Adds the tool `late`, or takes it away again, and sends tools/list_changed."
+    )]
+    async fn test_trigger_tool_change(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let was = self.late.fetch_xor(true, Ordering::AcqRel);
+        if let Err(e) = context.peer.notify_tool_list_changed().await {
+            eprintln!("weir-test-server: cannot notify: {e}");
+        }
+        text(if was { "late removed" } else { "late added" })
+    }
+
     #[tool(description = "Exists only after enable_late.")]
     async fn late(&self) -> CallToolResult {
         text("late")
@@ -313,7 +376,7 @@ impl ServerHandler for TestServer {
         if request.name == "late" && !self.late.load(Ordering::Acquire) {
             return Err(ErrorData::invalid_params("tool `late` not found", None));
         }
-        if request.name == "ask" {
+        if request.name == "ask" || request.name == "test_streaming_elicitation" {
             return Ok(ask(&request));
         }
         if synthetic_tools().iter().any(|t| t.name == request.name) {
