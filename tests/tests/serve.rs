@@ -542,6 +542,125 @@ fn slow_runs_report_progress() {
     );
 }
 
+/// `"upstream_tool_names": "bare"`: an upstream tool goes by its own name
+/// where only one server has it and none of weir's own tools is called
+/// that (`server.tool` otherwise, and always accepted); a server's -32021
+/// (it needs a capability of its client) reaches a client lacking it as
+/// that error, naming the capability; code mode's API is offered as
+/// resources and its prompt as a prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_names_relayed_capability_errors_and_code_mode_documents() {
+    let scratch = Scratch::new("serve-bare");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let config = scratch.config(
+        json!({
+            "expose_upstream_tools": true,
+            "upstream_tool_names": "bare",
+            "default_policy": {"allow": ["test/*", "builtin/echo"]},
+        }),
+        json!({}),
+    );
+    let args: Vec<String> = ["serve", "--stdio", "--code-mode", "--config"]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            config.display().to_string(),
+            "--plugins".into(),
+            plugins.display().to_string(),
+        ])
+        .collect();
+    let (client, mut child) = connect(args, Watcher::default()).await;
+    let names = tool_names(&client).await;
+    for want in ["hello", "execute_code", "test_missing_capability", "sleep"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    // `echo` is on both servers: neither gets the bare name.
+    assert!(names.iter().any(|n| n == "test.echo"), "{names:?}");
+    assert!(names.iter().any(|n| n == "builtin.echo"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "echo"), "{names:?}");
+    assert_eq!(
+        call(&client, "test.echo", json!({"message": "prefixed"})).await,
+        "prefixed"
+    );
+    assert!(
+        call(&client, "pid", json!({})).await.parse::<u32>().is_ok(),
+        "a bare name calls its tool"
+    );
+
+    let error = client
+        .peer()
+        .call_tool(CallToolRequestParams::new("test_missing_capability"))
+        .await
+        .expect_err("the client offers no sampling");
+    let rmcp::ServiceError::McpError(error) = error else {
+        panic!("not the server's error: {error}");
+    };
+    assert_eq!(
+        error.code,
+        rmcp::model::ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+    );
+    assert!(error.message.contains("sampling"), "{}", error.message);
+    assert_eq!(
+        error
+            .data
+            .as_ref()
+            .map(|d| d["requiredCapabilities"].clone()),
+        Some(json!({"sampling": {}}))
+    );
+
+    let resources = client
+        .peer()
+        .list_resources(None)
+        .await
+        .expect("resources/list");
+    let uris: Vec<&str> = resources.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["weir://code-mode/tools.d.ts"]);
+    let read = |uri: &str| {
+        client
+            .peer()
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+    };
+    let api = serde_json::to_string(&read("weir://code-mode/tools.d.ts").await.expect("read"))
+        .expect("json");
+    assert!(
+        api.contains("test_missing_capability") && api.contains("declare const tools"),
+        "{api}"
+    );
+    let one = serde_json::to_string(
+        &read("weir://code-mode/servers/builtin.d.ts")
+            .await
+            .expect("read"),
+    )
+    .expect("json");
+    assert!(
+        one.contains("echo") && !one.contains("test_missing_capability"),
+        "{one}"
+    );
+    let missing = read("weir://code-mode/servers/nope.d.ts").await;
+    assert!(
+        format!("{missing:?}").contains("no server `nope`"),
+        "{missing:?}"
+    );
+    let prompt = client
+        .peer()
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new("code_mode").with_arguments(
+                json!({"task": "tell the time"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        )
+        .await
+        .expect("prompts/get");
+    let prompt = serde_json::to_string(&prompt).expect("json");
+    assert!(
+        prompt.contains("tell the time") && prompt.contains("execute_code"),
+        "{prompt}"
+    );
+    close_and_wait(client, &mut child).await;
+}
+
 /// With `expose_upstream_tools`, upstream tools are offered as
 /// `server.tool` — only those the default policy allows — and calls to
 /// them share the one upstream session. Metrics on a listener of their own

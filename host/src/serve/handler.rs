@@ -506,3 +506,25 @@ async fn report_progress(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A method 2026-07-28 removed is unknown there (-32601, which the
+    /// HTTP front makes a 404) even with params the old method cannot
+    /// read; on older revisions such params are invalid (-32602).
+    #[test]
+    fn removed_methods_are_unknown_on_2026() {
+        let meta = serde_json::json!({"_meta": {}});
+        for method in REMOVED_IN_2026 {
+            let e = custom_request_error(method, Some(&meta), true);
+            assert_eq!(e.code, rmcp::model::ErrorCode::METHOD_NOT_FOUND, "{method}");
+            let e = custom_request_error(method, Some(&meta), false);
+            assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{method}");
+        }
+        let e = custom_request_error("tools/call", Some(&meta), true);
+        assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+        assert!(e.message.contains("missing field `name`"), "{}", e.message);
+    }
+}
