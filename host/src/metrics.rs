@@ -106,6 +106,7 @@ pub struct GateTallies {
 pub struct Metrics {
     registry: Registry,
     sessions_opened: Family<ServerLabel, Counter>,
+    http_connections: Family<ServerLabel, Counter>,
     restarts: Family<ServerLabel, Counter>,
     live_sessions: Family<ServerLabel, Gauge>,
     session_age: Family<ServerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -142,6 +143,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("weir");
         let sessions_opened = Family::default();
+        let http_connections = Family::default();
         let restarts = Family::default();
         let live_sessions = Family::default();
         let session_age = Family::default();
@@ -159,6 +161,12 @@ impl Metrics {
             "upstream_sessions_opened",
             "MCP sessions opened to an upstream server since start (first starts and restarts)",
             sessions_opened.clone(),
+        );
+        registry.register(
+            "upstream_http_connections",
+            "TCP connections weir opened (or tried to) to a remote server since start; \
+             keep-alive connections reused by later requests count once",
+            http_connections.clone(),
         );
         registry.register(
             "upstream_restarts",
@@ -228,6 +236,7 @@ impl Metrics {
         Self {
             registry,
             sessions_opened,
+            http_connections,
             restarts,
             live_sessions,
             session_age,
@@ -254,6 +263,13 @@ impl Metrics {
             Tally(self.sessions_opened.get_or_create_owned(&label)),
             Tally(self.restarts.get_or_create_owned(&label)),
         )
+    }
+
+    /// The connections opened to one remote server.
+    pub fn http_connections(&self, server: &str) -> Tally {
+        Tally(self.http_connections.get_or_create_owned(&ServerLabel {
+            server: server.to_owned(),
+        }))
     }
 
     /// The counters the gate bumps for one caller's calls.

@@ -135,13 +135,32 @@ async fn calls_over_http_share_one_session() {
         serde_json::from_str(&host.run(&fanout, &input.to_string()).await.expect("runs"))
             .expect("json");
     assert_eq!(out, json!({"calls": 200, "ok": 200, "errors": 0}));
+    // Keep-alive: the connections the concurrent calls opened are reused
+    // (2026-07-28 has no session to keep; the pool is what stays).
+    let opened = http_connections(&host);
+    assert!(opened >= 1, "connections are counted");
     let testbed = load(&host, "testbed");
     assert_eq!(
         host.run(&testbed, "echo:h:20").await.expect("runs"),
         "20 ok"
     );
+    assert_eq!(
+        http_connections(&host),
+        opened,
+        "20 calls one after another open no connection"
+    );
     assert_eq!(scratch.sessions().len(), 1);
     host.shutdown().await;
+}
+
+/// `weir_upstream_http_connections_total` of server `test`.
+fn http_connections(host: &weir_host::Host) -> u64 {
+    let metrics = host.render_metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_upstream_http_connections_total{server=\"test\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connection count in:\n{metrics}"))
 }
 
 /// The server forgets the session (HTTP 404): the client re-initializes

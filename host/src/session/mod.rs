@@ -19,6 +19,7 @@ mod backoff;
 mod client;
 mod elicitation;
 mod failure;
+mod http_client;
 mod lane;
 mod lifecycle;
 mod live;
@@ -104,7 +105,16 @@ impl Sessions {
                         env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         cwd: s.cwd.clone(),
                     }),
-                    Transport::Http(h) => Connect::Http(http_config(h)),
+                    Transport::Http(h) => Connect::Http {
+                        config: http_config(h),
+                        // One pool of keep-alive connections per server,
+                        // whatever its sessions and reconnects.
+                        client: http_client::client(metrics.http_connections(name))
+                            .map_err(|error| {
+                                tracing::warn!(server = %name, %error, "cannot build a pooled HTTP client; each request opens a connection");
+                            })
+                            .ok(),
+                    },
                 };
                 let (opened, restarts) = metrics.server_counters(name);
                 let shared = Arc::new(ServerShared {

@@ -32,7 +32,12 @@ pub(crate) enum Connect {
     Stdio(Launch),
     /// Open a streamable HTTP session (rmcp re-initializes it, once per
     /// request, if the server expires it).
-    Http(StreamableHttpClientTransportConfig),
+    /// A remote server: where and how, and the pooled client every
+    /// session to it shares (`None`: it could not be built).
+    Http {
+        config: StreamableHttpClientTransportConfig,
+        client: Option<reqwest::Client>,
+    },
 }
 
 /// What every slot of one server shares: how to start it, its settings and
@@ -267,9 +272,19 @@ impl Slot {
                 let stderr = process.stderr.clone();
                 (Some(process), Some(lane), stderr, outcome)
             }
-            Connect::Http(config) => {
+            Connect::Http {
+                config,
+                client: pooled,
+            } => {
                 server.opened.inc();
-                let transport = StreamableHttpClientTransport::from_config(config.clone());
+                let transport = match pooled {
+                    Some(pooled) => {
+                        StreamableHttpClientTransport::with_client(pooled.clone(), config.clone())
+                    }
+                    // No client could be built (no TLS provider, say): rmcp's
+                    // own, which opens a connection per request.
+                    None => StreamableHttpClientTransport::from_config(config.clone()),
+                };
                 let outcome = self
                     .handshake(client.serve_with_lifecycle(transport, mode))
                     .await;
