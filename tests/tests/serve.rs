@@ -542,6 +542,61 @@ fn slow_runs_report_progress() {
     );
 }
 
+/// The Python SDK's `Client` in each of its connect modes, over HTTP and
+/// stdio: auto settles on 2026-07-28 (weir answers `server/discover`),
+/// legacy on 2025-11-25 through `initialize`, a pinned 2026-07-28 on that;
+/// on each the tools are listed and a plugin runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_in_every_mode_over_http_and_stdio() {
+    let scratch = Scratch::new("serve-modes");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let served = Served::start(&scratch, &plugins);
+    let mut stdio = vec!["stdio".to_owned(), "--".to_owned(), WEIR.to_owned()];
+    stdio.extend(serve_args(&scratch, &plugins));
+    for transport in [vec!["http".to_owned(), served.mcp_url()], stdio] {
+        let out = Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py/interop_client.py"))
+            .args(["--tool", "hello", "--args", r#"{"input": "py"}"#])
+            .args(["--mode", "auto", "--mode", "legacy", "--mode", "2026-07-28"])
+            .args(&transport)
+            .output()
+            .expect("run the Python client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{transport:?}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let settled: Vec<(String, String)> = stdout
+            .lines()
+            .map(|line| {
+                let report: Value = serde_json::from_str(line).expect("a JSON line");
+                assert_eq!(report["text"], "Hello, py!", "{report}");
+                assert_eq!(report["is_error"], false, "{report}");
+                assert!(
+                    report["tools"]
+                        .as_array()
+                        .is_some_and(|t| t.contains(&json!("hello"))),
+                    "{report}"
+                );
+                (
+                    report["mode"].as_str().unwrap_or_default().to_owned(),
+                    report["protocol"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("auto", "2026-07-28"),
+            ("legacy", "2025-11-25"),
+            ("2026-07-28", "2026-07-28"),
+        ]
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+        assert_eq!(settled, want, "{transport:?}");
+    }
+}
+
 /// `"upstream_tool_names": "bare"`: an upstream tool goes by its own name
 /// where only one server has it and none of weir's own tools is called
 /// that (`server.tool` otherwise, and always accepted); a server's -32021
