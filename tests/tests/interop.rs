@@ -153,6 +153,89 @@ async fn each_server_settles_on_the_revision_it_speaks() {
     host.shutdown().await;
 }
 
+/// The Python SDK's `MCPServer` as weir's server, over stdio and over
+/// streamable HTTP, auto and pinned to 2025-11-25: the revision each
+/// pair settles on, and a call on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_mcpserver_over_stdio_and_http_at_both_revisions() {
+    let scratch = Scratch::new("py-mcpserver");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py");
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing (scripts/test installs it)",
+        python.display()
+    );
+    let script = dir.join("mcpserver.py");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _http = KillOnDrop(
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args(["http", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Python server"),
+    );
+    assert!(
+        support::wait_for(std::time::Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "the Python server listens"
+    );
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let stdio = json!({"command": python, "args": [script, "stdio"]});
+    let mut servers = json!({
+        "stdio_auto": stdio.clone(),
+        "stdio_2025": stdio,
+        "http_auto": {"url": url},
+        "http_2025": {"url": url, "protocol": "2025-11-25"},
+    });
+    servers["stdio_2025"]["protocol"] = json!("2025-11-25");
+    let names = ["stdio_auto", "stdio_2025", "http_auto", "http_2025"];
+    let allow: Vec<String> = names.iter().map(|s| format!("{s}/*")).collect();
+    let host = scratch.host_with(json!({"default_policy": {"allow": allow}}), servers);
+    let testbed = load(&host, "testbed");
+    for server in names {
+        let out = host
+            .run(
+                &testbed,
+                &format!(r#"call:{server}:greet:{{"name":"{server}"}}"#),
+            )
+            .await
+            .expect("runs");
+        assert!(
+            out.starts_with("ok:") && out.contains(&format!("Hello from Python, {server}!")),
+            "{server}: {out}"
+        );
+    }
+    let settled: std::collections::BTreeMap<String, Option<String>> = host
+        .sessions()
+        .stats()
+        .into_iter()
+        .map(|s| (s.name, s.protocol))
+        .collect();
+    let want = |v: &str| Some(v.to_owned());
+    assert_eq!(settled["stdio_auto"], want("2026-07-28"), "{settled:?}");
+    assert_eq!(settled["stdio_2025"], want("2025-11-25"), "{settled:?}");
+    assert_eq!(settled["http_auto"], want("2026-07-28"), "{settled:?}");
+    assert_eq!(settled["http_2025"], want("2025-11-25"), "{settled:?}");
+    host.shutdown().await;
+}
+
+/// A server process, killed when the test ends however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A server that only speaks the 2025-06-18 revision is served the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_protocol_revision() {
