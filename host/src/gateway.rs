@@ -199,6 +199,20 @@ pub struct ToolInfo {
     pub output_schema: Option<String>,
 }
 
+#[cfg(test)]
+impl ToolInfo {
+    /// A tool with a name and nothing else, for tests.
+    pub(crate) fn named(server: &str, name: &str) -> Self {
+        Self {
+            server: server.into(),
+            name: name.into(),
+            description: None,
+            input_schema: "{}".into(),
+            output_schema: None,
+        }
+    }
+}
+
 /// Who is calling: the plugin run on whose behalf a call is made. The
 /// session manager routes by it (plugin-scoped sessions) and applies its
 /// caps.

@@ -137,12 +137,7 @@ async fn each_server_settles_on_the_revision_it_speaks() {
         .await
         .expect("runs");
     assert!(out.starts_with("ok:"), "{out}");
-    let settled: std::collections::BTreeMap<String, Option<String>> = host
-        .sessions()
-        .stats()
-        .into_iter()
-        .map(|s| (s.name, s.protocol))
-        .collect();
+    let settled = settled(&host);
     let want = |v: &str| Some(v.to_owned());
     assert_eq!(settled["auto_new"], want("2026-07-28"));
     assert_eq!(settled["auto_old"], want("2025-11-25"));
@@ -212,18 +207,22 @@ async fn python_mcpserver_over_stdio_and_http_at_both_revisions() {
             "{server}: {out}"
         );
     }
-    let settled: std::collections::BTreeMap<String, Option<String>> = host
-        .sessions()
-        .stats()
-        .into_iter()
-        .map(|s| (s.name, s.protocol))
-        .collect();
+    let settled = settled(&host);
     let want = |v: &str| Some(v.to_owned());
     assert_eq!(settled["stdio_auto"], want("2026-07-28"), "{settled:?}");
     assert_eq!(settled["stdio_2025"], want("2025-11-25"), "{settled:?}");
     assert_eq!(settled["http_auto"], want("2026-07-28"), "{settled:?}");
     assert_eq!(settled["http_2025"], want("2025-11-25"), "{settled:?}");
     host.shutdown().await;
+}
+
+/// The revision each server's sessions settled on.
+fn settled(host: &Host) -> std::collections::BTreeMap<String, Option<String>> {
+    host.sessions()
+        .stats()
+        .into_iter()
+        .map(|s| (s.name, s.protocol))
+        .collect()
 }
 
 /// A server process, killed when the test ends however it ends.

@@ -268,13 +268,7 @@ mod tests {
     use super::*;
 
     fn info(server: &str, name: &str) -> ToolInfo {
-        ToolInfo {
-            server: server.into(),
-            name: name.into(),
-            description: None,
-            input_schema: "{}".into(),
-            output_schema: None,
-        }
+        ToolInfo::named(server, name)
     }
 
     #[test]
