@@ -30,7 +30,11 @@
 //! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
 //! `bad_answer` (answers its own call with a result that is not a tool
 //! result, before rmcp sends the real one), `enable_late` (adds the tool `late` and announces it with
-//! `notifications/tools/list_changed`).
+//! `notifications/tools/list_changed`); and the diagnostic tools of the
+//! conformance suite's server scenarios: `test_missing_capability` (-32021
+//! without sampling), `test_streaming_elicitation` (input_required, like
+//! `ask`), `test_logging_tool` (logs only when `_meta` asks),
+//! `test_trigger_tool_change` (toggles `late`, announcing it).
 
 use std::collections::HashMap;
 use std::io::Write;
