@@ -28,10 +28,16 @@ impl Drop for Served {
 
 /// weir's test server in HTTP mode, on a free loopback port.
 fn test_server_http(scratch: &Scratch) -> Served {
+    test_server_http_with(scratch, &[])
+}
+
+/// [`test_server_http`] with more of its environment.
+fn test_server_http_with(scratch: &Scratch, env: &[(&str, &str)]) -> Served {
     let mut child = Command::new(TEST_SERVER)
         .args(["--http", "127.0.0.1:0"])
         .env("WEIR_TEST_SESSION_LOG", scratch.session_log())
         .env("WEIR_TEST_EVENTS", scratch.events_log())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("test server starts");
@@ -152,6 +158,53 @@ async fn calls_over_http_share_one_session() {
         "20 calls one after another reuse connections, yet opened {new}"
     );
     assert_eq!(scratch.sessions().len(), 1);
+    host.shutdown().await;
+}
+
+/// A 2026-07-28 server over HTTP tells weir its tools changed on the
+/// `subscriptions/listen` stream weir keeps open (one, on a pooled
+/// connection): with a ten-minute cache hint, nothing else could have
+/// refreshed the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_changes_arrive_on_a_listen_stream_over_http() {
+    let scratch = Scratch::new("http-listen");
+    let server = test_server_http_with(&scratch, &[("WEIR_TEST_TOOLS_TTL_MS", "600000")]);
+    let host = http_host(&scratch, &server.url, json!({}));
+    let testbed = load(&host, "testbed");
+    let listed = host.run(&testbed, "list").await.expect("runs");
+    assert!(!listed.contains("test/late"), "{listed}");
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            scratch.events("listen") == 1
+        })
+        .await,
+        "weir opened one listen stream"
+    );
+    assert_eq!(
+        host.run(&testbed, "call:test:enable_late:")
+            .await
+            .expect("runs"),
+        "ok:enabled"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(30), || async {
+            host.run(&testbed, "list")
+                .await
+                .is_ok_and(|l| l.contains("test/late"))
+        })
+        .await,
+        "the new tool is listed"
+    );
+    assert_eq!(
+        host.run(&testbed, "call:test:late:").await.expect("runs"),
+        "ok:late"
+    );
+    assert_eq!(scratch.events("listen"), 1);
+    assert_eq!(
+        scratch.events("list-tools"),
+        2,
+        "the first, and the one after the change"
+    );
     host.shutdown().await;
 }
 

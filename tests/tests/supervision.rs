@@ -290,40 +290,148 @@ async fn a_malformed_answer_fails_only_its_call() {
 }
 
 /// `notifications/tools/list_changed` refreshes the cache: `list-tools`
-/// and `call-tool` see the new tool.
+/// and `call-tool` see the new tool — on a legacy revision from the
+/// session, on 2026-07-28 from the `subscriptions/listen` stream weir
+/// keeps open (the list's cache hint is ten minutes: only the
+/// notification can have refreshed it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_changed_refreshes_the_tools() {
-    let scratch = Scratch::new("list-changed");
-    let host = scratch.host(json!({}));
+async fn list_changed_refreshes_the_tools_on_both_revisions() {
+    for protocol in ["2025-11-25", "2026-07-28"] {
+        let scratch = Scratch::new(&format!("list-changed-{protocol}"));
+        let mut test = scratch.test_server(json!({"protocol": protocol}));
+        test["env"]["WEIR_TEST_TOOLS_TTL_MS"] = json!("600000");
+        let host = scratch.host_with(json!({}), json!({"test": test}));
+        let testbed = load(&host, "testbed");
+        let listed = host.run(&testbed, "list").await.expect("runs");
+        assert!(!listed.contains("test/late"), "{listed}");
+        assert!(
+            host.run(&testbed, "call:test:late:")
+                .await
+                .expect("runs")
+                .starts_with("not-found:")
+        );
+        assert_eq!(
+            host.run(&testbed, "call:test:enable_late:")
+                .await
+                .expect("runs"),
+            "ok:enabled"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                host.run(&testbed, "list")
+                    .await
+                    .is_ok_and(|l| l.contains("test/late"))
+            })
+            .await,
+            "{protocol}: list-tools shows the new tool"
+        );
+        assert_eq!(
+            host.run(&testbed, "call:test:late:").await.expect("runs"),
+            "ok:late"
+        );
+        let listening = scratch.events("listen");
+        if protocol == "2026-07-28" {
+            assert_eq!(listening, 1, "one stream for the session");
+        } else {
+            assert_eq!(listening, 0, "{protocol} has notifications on the session");
+        }
+        assert_eq!(scratch.sessions().len(), 1);
+        host.shutdown().await;
+        // The stream is cancelled before the server's stdin closes (a
+        // server may wait for it to end before it exits).
+        assert_eq!(scratch.events("unlisten"), listening);
+    }
+}
+
+/// A 2026-07-28 server whose `tools/list` says `ttlMs: 600000` is not
+/// asked again for ten minutes: a tool it adds without saying so is
+/// neither listed nor callable, and no read or call costs a `tools/list`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_cache_hint_keeps_the_list() {
+    let scratch = Scratch::new("ttl-long");
+    let mut test = scratch.test_server(json!({}));
+    test["env"]["WEIR_TEST_TOOLS_TTL_MS"] = json!("600000");
+    let host = scratch.host_with(json!({}), json!({"test": test}));
     let testbed = load(&host, "testbed");
-    let listed = host.run(&testbed, "list").await.expect("runs");
-    assert!(!listed.contains("test/late"), "{listed}");
+    assert_eq!(
+        host.run(&testbed, "call:test:enable_late_quietly:")
+            .await
+            .expect("runs"),
+        "ok:enabled"
+    );
+    for _ in 0..3 {
+        let listed = host.run(&testbed, "list").await.expect("runs");
+        assert!(!listed.contains("test/late"), "{listed}");
+    }
     assert!(
         host.run(&testbed, "call:test:late:")
             .await
             .expect("runs")
             .starts_with("not-found:")
     );
+    assert_eq!(scratch.events("list-tools"), 1, "only the session's first");
+    host.shutdown().await;
+}
+
+/// `ttlMs: 0` (rmcp's and the Python SDK's default): calls use the list in
+/// hand — no `tools/list` per call — while readers get a list refetched
+/// once it is older than weir's floor of a second; so a tool the server
+/// added without saying so shows up, becomes callable, and the change is
+/// counted for `weir serve`'s clients. A burst of readers costs at most
+/// one `tools/list` per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_cache_hint_refetches_for_readers_not_for_calls() {
+    let scratch = Scratch::new("ttl-zero");
+    let mut test = scratch.test_server(json!({}));
+    test["env"]["WEIR_TEST_TOOLS_TTL_MS"] = json!("0");
+    let host = scratch.host_with(json!({}), json!({"test": test}));
+    let changes = host.sessions().tool_changes();
+    let testbed = load(&host, "testbed");
+    for i in 0..20 {
+        assert_eq!(
+            host.run(
+                &testbed,
+                &format!("call:test:echo:{{\"message\":\"m{i}\"}}")
+            )
+            .await
+            .expect("runs"),
+            format!("ok:m{i}")
+        );
+    }
+    assert_eq!(scratch.events("list-tools"), 1, "calls do not list");
     assert_eq!(
-        host.run(&testbed, "call:test:enable_late:")
+        host.run(&testbed, "call:test:enable_late_quietly:")
             .await
             .expect("runs"),
         "ok:enabled"
     );
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(30), || async {
             host.run(&testbed, "list")
                 .await
                 .is_ok_and(|l| l.contains("test/late"))
         })
         .await,
-        "list-tools shows the new tool"
+        "a reader sees the new tool once the list is stale"
     );
     assert_eq!(
         host.run(&testbed, "call:test:late:").await.expect("runs"),
         "ok:late"
     );
-    assert_eq!(scratch.sessions().len(), 1);
+    assert!(*changes.borrow() >= 1, "the refetch found the list changed");
+
+    let before = scratch.events("list-tools");
+    let started = std::time::Instant::now();
+    let readers: Vec<_> = (0..10).map(|_| host.run(&testbed, "list")).collect();
+    for listed in futures::future::join_all(readers).await {
+        assert!(listed.expect("runs").contains("test/late"));
+    }
+    let lists = scratch.events("list-tools") - before;
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        lists <= seconds,
+        "{lists} tools/list for 10 readers in under {seconds} s"
+    );
     host.shutdown().await;
 }
 

@@ -3,17 +3,17 @@
 //! read. [`super::slot`] opens and replaces it; this holds it and closes it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rmcp::model::Tool;
 use rmcp::service::{Peer, RoleClient, RunningService};
 use tokio_util::sync::CancellationToken;
 
 use super::client::SessionClient;
 use super::lane::Lane;
 use super::process::{ServerProcess, StderrTail};
+use super::tool_list::{Need, ToolList};
 use super::wire::ProtocolFault;
 use crate::gateway::ToolInfo;
 
@@ -35,15 +35,18 @@ pub(crate) struct Live {
     pub(super) fault: ProtocolFault,
     /// Set when a health ping fails: the next caller recycles the session.
     pub(super) broken: AtomicBool,
-    pub(super) tools: RwLock<Arc<BTreeMap<String, ToolInfo>>>,
-    pub(super) tools_stale: Arc<AtomicBool>,
+    pub(super) tools: ToolList,
     /// Calls in flight: the pool's load measure, the pinger's idle test.
     pub(super) in_flight: AtomicUsize,
     /// A call was given up unanswered (timeout, or its run ended): a
     /// `notifications/cancelled` was queued, which closing must not drop.
     pub(super) abandoned: AtomicBool,
-    /// Stops the health pinger when the session closes.
+    /// Stops the health pinger and the listener when the session closes.
     pub(super) stop: CancellationToken,
+    /// The `subscriptions/listen` task (see [`super::listen`]), if one
+    /// runs: closing waits for it to end its stream, so the server hears
+    /// the stream cancelled before its stdin closes.
+    pub(super) listener: std::sync::Mutex<Option<tokio::task::JoinHandle<bool>>>,
 }
 
 /// Counts a call in flight for as long as it lives.
@@ -92,29 +95,27 @@ impl Live {
         }
     }
 
-    pub(super) async fn tools(&self, server: &str) -> Arc<BTreeMap<String, ToolInfo>> {
-        if self.tools_stale.swap(false, Ordering::AcqRel) {
-            match self.peer.list_all_tools().await {
-                Ok(tools) => {
-                    let fresh = Arc::new(index_tools(server, tools));
-                    if let Ok(mut slot) = self.tools.write() {
-                        *slot = fresh.clone();
-                    }
-                    return fresh;
-                }
-                Err(error) => {
-                    tracing::warn!(server, %error, "cannot refresh the tool list; keeping the old one");
-                }
-            }
-        }
-        self.tools.read().map(|t| t.clone()).unwrap_or_default()
+    /// The server's tools, fetched again first where `need` says so (see
+    /// [`super::tool_list`]).
+    pub(super) async fn tools(
+        &self,
+        server: &str,
+        need: Need<'_>,
+    ) -> Arc<BTreeMap<String, ToolInfo>> {
+        self.tools.get(&self.peer, server, need).await
     }
 
     /// Closes the session (which closes the server's stdin), then ends the
     /// process: see [`ServerProcess::terminate`].
     pub(super) async fn close(&self, server: &str, grace: Duration) {
         self.stop.cancel();
-        if self.abandoned.load(Ordering::Relaxed) {
+        let listener = self.listener.lock().ok().and_then(|mut l| l.take());
+        let mut queued = self.abandoned.load(Ordering::Relaxed);
+        if let Some(listener) = listener {
+            let cancelled = tokio::time::timeout(CANCEL_FLUSH.min(grace), listener).await;
+            queued |= matches!(cancelled, Ok(Ok(true)));
+        }
+        if queued {
             // Cancellations are queued notifications; closing now could
             // drop them, leaving the server working on calls nobody wants.
             // A ping queued behind them returns once they are written.
@@ -133,24 +134,4 @@ impl Live {
             process.terminate(server, grace).await;
         }
     }
-}
-
-pub(super) fn index_tools(server: &str, tools: Vec<Tool>) -> BTreeMap<String, ToolInfo> {
-    tools
-        .into_iter()
-        .map(|t| {
-            let info = ToolInfo {
-                server: server.to_owned(),
-                name: t.name.to_string(),
-                description: t.description.as_ref().map(|d| d.to_string()),
-                input_schema: serde_json::to_string(&*t.input_schema)
-                    .unwrap_or_else(|_| "{}".to_owned()),
-                output_schema: t
-                    .output_schema
-                    .as_ref()
-                    .and_then(|s| serde_json::to_string(&**s).ok()),
-            };
-            (info.name.clone(), info)
-        })
-        .collect()
 }

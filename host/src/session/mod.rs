@@ -11,6 +11,8 @@
 //! - [`outbox`]: the lines a session writes, in order, out at once.
 //! - [`lane`]: weir's own `tools/call` requests on a stdio session.
 //! - [`client`]: weir's MCP client handler (identity, notifications).
+//! - [`tool_list`]: a session's tool list, and when to fetch it again.
+//! - [`listen`]: 2026-07-28's `subscriptions/listen` for tool-list changes.
 //! - [`backoff`]: when a failed server may be started again.
 //! - [`slot`]: one supervised session: start, share, recover, close.
 //! - [`pool`]: slots per server, least-loaded dispatch, session scope.
@@ -22,6 +24,7 @@ mod failure;
 mod http_client;
 mod lane;
 mod lifecycle;
+mod listen;
 mod live;
 mod outbox;
 mod pinger;
@@ -29,6 +32,7 @@ mod pool;
 mod process;
 mod rounds;
 mod slot;
+mod tool_list;
 pub(crate) mod wire;
 
 use std::collections::BTreeMap;

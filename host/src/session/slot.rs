@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, ErrorCode, ProtocolVersion, Tool};
-use rmcp::service::{ClientInitializeError, RoleClient, RunningService, ServiceError};
+use rmcp::service::{ClientInitializeError, MergedList, RoleClient, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
@@ -19,9 +19,10 @@ use tokio_util::task::TaskTracker;
 use super::backoff::{Backoff, Verdict};
 use super::client::SessionClient;
 use super::lane::Answer;
-use super::live::{Abandon, InFlight, Live, index_tools};
+use super::live::{Abandon, InFlight, Live};
 use super::pinger::ping_while_idle;
 use super::process::{Launch, ServerProcess, StderrTail};
+use super::tool_list::{Need, ToolList};
 use super::wire::{ProtocolFault, StdioWire, UNREADABLE};
 use crate::config::SessionSettings;
 use crate::gateway::{Arguments, CallError, ToolInfo};
@@ -332,8 +333,16 @@ impl Slot {
             server = %server.name,
             pid,
             protocol = %protocol,
-            tools = tools.len(),
+            tools = tools.items.len(),
             "session open"
+        );
+        let tools = ToolList::new(
+            &server.name,
+            tools.items,
+            tools.ttl_ms,
+            &version,
+            tools_stale.clone(),
+            server.tool_changes.clone(),
         );
         let live = Arc::new(Live {
             peer: service.peer().clone(),
@@ -345,14 +354,28 @@ impl Slot {
             stderr,
             fault,
             broken: AtomicBool::new(false),
-            tools: RwLock::new(Arc::new(index_tools(&server.name, tools))),
-            tools_stale,
+            tools,
             in_flight: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             stop: self.closing.child_token(),
+            listener: std::sync::Mutex::new(None),
             service: tokio::sync::Mutex::new(Some(service)),
             process: tokio::sync::Mutex::new(process),
         });
+        if streams_tool_changes(&live) {
+            let listener = server.reaper.spawn(super::listen::tool_changes(
+                server.name.clone(),
+                live.peer.clone(),
+                super::listen::Sinks {
+                    stale: tools_stale,
+                    changes: server.tool_changes.clone(),
+                },
+                live.stop.clone(),
+            ));
+            if let Ok(mut slot) = live.listener.lock() {
+                *slot = Some(listener);
+            }
+        }
         if let Some(interval) = server.ping_interval {
             server.reaper.spawn(ping_while_idle(
                 server.name.clone(),
@@ -369,7 +392,7 @@ impl Slot {
     async fn handshake<F>(
         &self,
         serve: F,
-    ) -> Result<(RunningService<RoleClient, SessionClient>, Vec<Tool>), Failed>
+    ) -> Result<(RunningService<RoleClient, SessionClient>, MergedList<Tool>), Failed>
     where
         F: Future<
             Output = Result<RunningService<RoleClient, SessionClient>, ClientInitializeError>,
@@ -390,12 +413,16 @@ impl Slot {
                     _ => Failed::Other(message),
                 }
             })?;
-            let tools = service.peer().list_all_tools().await.map_err(|e| {
-                Failed::Other(format!(
-                    "tools/list failed: {}",
-                    super::failure::without_type_names(&e.to_string())
-                ))
-            })?;
+            let tools = service
+                .peer()
+                .list_all_tools_with_cache_hint()
+                .await
+                .map_err(|e| {
+                    Failed::Other(format!(
+                        "tools/list failed: {}",
+                        super::failure::without_type_names(&e.to_string())
+                    ))
+                })?;
             Ok::<_, Failed>((service, tools))
         };
         tokio::select! {
@@ -416,11 +443,11 @@ impl Slot {
             .spawn(async move { live.close(&name, grace).await });
     }
 
-    /// The server's tools, from the session's cache (refetched after a
-    /// `list_changed`).
+    /// The server's tools, for someone who reads them: from the session's
+    /// cache while it is fresh (see [`super::tool_list`]).
     pub async fn tools(&self) -> Result<Arc<BTreeMap<String, ToolInfo>>, CallError> {
         let live = self.session().await?;
-        Ok(live.tools(&self.server.name).await)
+        Ok(live.tools(&self.server.name, Need::Listing).await)
     }
 
     /// One MCP `ping` round trip on the slot's session (starting it if
@@ -450,7 +477,7 @@ impl Slot {
         let live = self.session().await?;
         let _in_flight = InFlight::enter(&live.in_flight);
         let name = &self.server.name;
-        let tools = live.tools(name).await;
+        let tools = live.tools(name, Need::Call(tool)).await;
         if !tools.contains_key(tool) {
             let known: Vec<&str> = tools.keys().map(String::as_str).collect();
             return Err(CallError::NotFound(format!(
@@ -617,4 +644,18 @@ impl Slot {
                 .await;
         }
     }
+}
+
+/// Whether to open a `subscriptions/listen` stream for the session's
+/// tool-list changes: on 2026-07-28 (older revisions send them on the
+/// session itself), to a server that says its list may change.
+fn streams_tool_changes(live: &Live) -> bool {
+    live.version >= ProtocolVersion::V_2026_07_28
+        && live.peer.peer_info().is_some_and(|info| {
+            info.capabilities
+                .tools
+                .as_ref()
+                .and_then(|tools| tools.list_changed)
+                == Some(true)
+        })
 }

@@ -7,7 +7,9 @@
 //!   answered `server/discover` (stdio) or per `server/discover` (HTTP) —
 //!   so a test counts the sessions weir opened and checks their processes.
 //! - `WEIR_TEST_EVENTS=FILE`: one line per event the test wants to see from
-//!   the server's side: `start-failed <pid>`, `cancelled <pid>`, `call <tool>`.
+//!   the server's side: `start-failed <pid>`, `cancelled <pid>` (a call),
+//!   `unlisten <pid>` (a `subscriptions/listen` stream), `call <tool>`,
+//!   `listen`, `list-tools`.
 //! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
@@ -18,6 +20,11 @@
 //!   API's (`contacts_search`, `invoices_update`, …, with descriptions and
 //!   schemas of a real server's size); each answers with its arguments.
 //!   For benchmarks of what a big server costs a model to read.
+//! - `WEIR_TEST_TOOLS_TTL_MS=N`: `tools/list` results say `ttlMs: N` (by
+//!   default rmcp's 0); each `tools/list` is a `list-tools` event.
+//!
+//! Tool-list changes go, as each revision has it, on the session (legacy
+//! clients) and on `subscriptions/listen` streams (2026-07-28: only there).
 //!
 //! With `--http ADDR` it serves streamable HTTP on ADDR (loopback only)
 //! instead of stdio, printing `listening http://HOST:PORT/mcp` first; the
@@ -30,7 +37,8 @@
 //! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
 //! `bad_answer` (answers its own call with a result that is not a tool
 //! result, before rmcp sends the real one), `enable_late` (adds the tool `late` and announces it with
-//! `notifications/tools/list_changed`); and the diagnostic tools of the
+//! `notifications/tools/list_changed`), `enable_late_quietly` (adds it and
+//! says nothing); and the diagnostic tools of the
 //! conformance suite's server scenarios: `test_missing_capability` (-32021
 //! without sampling), `test_streaming_elicitation` (input_required, like
 //! `ask`), `test_logging_tool` (logs only when `_meta` asks),
@@ -47,15 +55,34 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ContentBlock, ErrorData, ListToolsResult, PaginatedRequestParams,
+    ContentBlock, ErrorData, ListToolsResult, PaginatedRequestParams, SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RequestContext, RoleServer};
+use rmcp::service::{
+    NotificationContext, RequestContext, RoleServer, SubscriptionContext, SubscriptionSink,
+};
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, ServiceExt, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+/// What the tool list is and who hears of its changes: one per process,
+/// shared by the per-session (HTTP: per-request) handlers, as a real
+/// server's would be.
+struct ToolListState {
+    late: Arc<AtomicBool>,
+    listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
+    /// Every `subscriptions/listen` request id seen: a cancelled one is
+    /// a stream ending (`unlisten`), not a call cancelled.
+    listen_ids: Mutex<Vec<rmcp::model::RequestId>>,
+}
+
+static TOOL_LIST: std::sync::LazyLock<ToolListState> = std::sync::LazyLock::new(|| ToolListState {
+    late: Arc::default(),
+    listeners: Arc::default(),
+    listen_ids: Mutex::default(),
+});
 
 #[derive(Clone)]
 struct TestServer {
@@ -68,6 +95,8 @@ struct TestServer {
     http_sessions: Option<Arc<LocalSessionManager>>,
     /// `nap` calls in flight now.
     napping: Arc<std::sync::atomic::AtomicUsize>,
+    /// Open `subscriptions/listen` streams, told of tool-list changes.
+    listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -123,10 +152,28 @@ impl TestServer {
     fn new(http_sessions: Option<Arc<LocalSessionManager>>) -> Self {
         Self {
             tool_router: Self::tool_router(),
-            late: Arc::default(),
+            late: TOOL_LIST.late.clone(),
             kv: Arc::default(),
             http_sessions,
             napping: Arc::default(),
+            listeners: TOOL_LIST.listeners.clone(),
+        }
+    }
+
+    /// Tells the client the tool list changed: on the session where it has
+    /// one (a legacy revision), and on every listening stream.
+    async fn announce_tool_change(&self, context: &RequestContext<RoleServer>) {
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        if !modern && let Err(e) = context.peer.notify_tool_list_changed().await {
+            eprintln!("weir-test-server: cannot notify: {e}");
+        }
+        let listeners: Vec<_> = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        for sink in listeners {
+            if let Err(e) = sink.notify_tool_list_changed().await {
+                eprintln!("weir-test-server: cannot notify a listener: {e}");
+            }
         }
     }
 
@@ -218,9 +265,13 @@ impl TestServer {
     #[tool(description = "Adds the tool `late` and sends tools/list_changed.")]
     async fn enable_late(&self, context: RequestContext<RoleServer>) -> CallToolResult {
         self.late.store(true, Ordering::Release);
-        if let Err(e) = context.peer.notify_tool_list_changed().await {
-            eprintln!("weir-test-server: cannot notify: {e}");
-        }
+        self.announce_tool_change(&context).await;
+        text("enabled")
+    }
+
+    #[tool(description = "Adds the tool `late` without saying so.")]
+    async fn enable_late_quietly(&self) -> CallToolResult {
+        self.late.store(true, Ordering::Release);
         text("enabled")
     }
 
@@ -310,9 +361,7 @@ impl TestServer {
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let was = self.late.fetch_xor(true, Ordering::AcqRel);
-        if let Err(e) = context.peer.notify_tool_list_changed().await {
-            eprintln!("weir-test-server: cannot notify: {e}");
-        }
+        self.announce_tool_change(&context).await;
         text(if was { "late removed" } else { "late added" })
     }
 
@@ -368,7 +417,17 @@ impl ServerHandler for TestServer {
             .filter(|t| late || t.name != "late")
             .collect();
         tools.extend(synthetic_tools().iter().cloned());
-        Ok(ListToolsResult::with_all_items(tools))
+        append("WEIR_TEST_EVENTS", "list-tools");
+        let result = ListToolsResult::with_all_items(tools);
+        Ok(
+            match std::env::var("WEIR_TEST_TOOLS_TTL_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+            {
+                Some(ms) => result.with_ttl_ms(ms),
+                None => result,
+            },
+        )
     }
 
     async fn call_tool(
@@ -408,18 +467,48 @@ impl ServerHandler for TestServer {
         ))
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        _requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let sink = context.sink().clone();
+        if let Ok(mut ids) = TOOL_LIST.listen_ids.lock() {
+            ids.push(sink.id().clone());
+        }
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.push(sink.clone());
+        }
+        append("WEIR_TEST_EVENTS", "listen");
+        context.cancelled().await;
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.retain(|l| l.id() != sink.id());
+        }
+        Ok(())
+    }
+
     async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
         append("WEIR_TEST_SESSION_LOG", &std::process::id().to_string());
     }
 
     async fn on_cancelled(
         &self,
-        _notification: CancelledNotificationParam,
+        notification: CancelledNotificationParam,
         _context: NotificationContext<RoleServer>,
     ) {
+        let listen = TOOL_LIST.listen_ids.lock().is_ok_and(|ids| {
+            notification
+                .request_id
+                .as_ref()
+                .is_some_and(|id| ids.contains(id))
+        });
+        let event = if listen { "unlisten" } else { "cancelled" };
         append(
             "WEIR_TEST_EVENTS",
-            &format!("cancelled {}", std::process::id()),
+            &format!("{event} {}", std::process::id()),
         );
     }
 }
