@@ -720,7 +720,8 @@ async fn replay_one(
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let config = load_config(&args.common)?;
+    let mut config = load_config(&args.common)?;
+    config.forward_elicitation_by_default();
     let host = std::sync::Arc::new(Host::new(config, None)?);
     let mut allowed_hosts: Vec<String> = serve::http::LOOPBACK_HOSTS
         .iter()

@@ -20,7 +20,8 @@
 //! - [`serve`]: `weir serve`, the host as an MCP server of its plugins (and
 //!   its status page).
 //!
-//! Around them: [`config`] (the `mcpServers` file, parsed then validated
+//! Around them: [`ask`] (who can answer a server's request for input in
+//! the middle of a call), [`config`] (the `mcpServers` file, parsed then validated
 //! into [`Config`]), [`redact`] (secrets masked wherever weir shows them),
 //! [`metrics`] (what the host counts, for Prometheus), [`runtime`] ([`Host`]
 //! ties sessions, gate and sandbox together and owns shutdown),
@@ -36,6 +37,7 @@
 //! `weir build` are the `weir` application crate's (`app/`), so this
 //! library depends on no command-line crate.
 
+pub mod ask;
 pub mod builtin;
 pub mod code;
 pub mod config;

@@ -10,12 +10,17 @@ error.
 
     interop_client.py --tool hello --args '{"input":"x"}' --mode auto --mode legacy http URL
     interop_client.py --tool hello --args '{}' --mode auto stdio -- weir serve ...
+
+With `--elicit NAME` the client declares elicitation and answers every
+request for input by accepting `{"name": NAME}` (as a person filling in
+the form would); without it the client has no elicitation at all.
 """
 
 import argparse
 import asyncio
 import json
 
+import mcp_types
 from mcp import Client, StdioServerParameters
 
 
@@ -24,6 +29,7 @@ def parse_args():
     p.add_argument("--tool", required=True)
     p.add_argument("--args", default="{}")
     p.add_argument("--mode", action="append", required=True)
+    p.add_argument("--elicit", metavar="NAME")
     sub = p.add_subparsers(dest="transport", required=True)
     stdio = sub.add_parser("stdio")
     stdio.add_argument("command", nargs=argparse.REMAINDER)
@@ -39,8 +45,16 @@ def server_of(args):
     return StdioServerParameters(command=command[0], args=command[1:])
 
 
+def answering(name):
+    async def answer(context, params):
+        return mcp_types.ElicitResult(action="accept", content={"name": name})
+
+    return answer
+
+
 async def one(args, mode):
-    async with Client(server_of(args), mode=mode) as client:
+    callback = answering(args.elicit) if args.elicit else None
+    async with Client(server_of(args), mode=mode, elicitation_callback=callback) as client:
         tools = await client.list_tools()
         result = await client.call_tool(args.tool, json.loads(args.args))
         text = "".join(c.text for c in result.content if c.type == "text")

@@ -150,7 +150,7 @@ async fn bad_calls_get_typed_errors() {
         ),
         (
             "call:test:nothing:{}",
-            "not-found:server `test` has no tool `nothing` (it has: ask, bad_answer, bad_shape, crash, echo, enable_late, enable_late_quietly, expire_sessions, fail, garbage, hang, kv_get, kv_set, nap, pid, sleep, test_logging_tool, test_missing_capability, test_streaming_elicitation, test_trigger_tool_change)",
+            "not-found:server `test` has no tool `nothing` (it has: ask, ask_legacy, bad_answer, bad_shape, crash, echo, enable_late, enable_late_quietly, expire_sessions, fail, garbage, hang, kv_get, kv_set, nap, pid, sleep, test_logging_tool, test_missing_capability, test_streaming_elicitation, test_trigger_tool_change)",
         ),
         (
             "call:test:echo:{not json",

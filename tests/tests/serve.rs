@@ -597,6 +597,89 @@ async fn python_client_in_every_mode_over_http_and_stdio() {
     }
 }
 
+/// An upstream server's request for input reaches the person at the MCP
+/// client whose call it is (`"elicitation": "forward"`, weir serve's
+/// default), and their answer goes back: a 2026-07-28 server's
+/// `input_required` question (`test.ask`) and a 2025-11-25 server's
+/// `elicitation/create` (`old.ask_legacy`), to a Python SDK client on
+/// 2026-07-28 (weir answers it `input_required` in turn) and on 2025-11-25
+/// (weir asks it on its session), over HTTP and stdio; through a plugin's
+/// call too. A client that declared no elicitation is not asked: the
+/// question is declined, and nothing hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_question_reaches_the_client_whose_call_it_is() {
+    let scratch = Scratch::new("serve-ask");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let weir = json!({"expose_upstream_tools": true});
+    let old = json!({"old": scratch.test_server(json!({"protocol": "2025-11-25"}))});
+    let served = Served::start_with_env(&scratch, &plugins, weir.clone(), old.clone(), &[]);
+    let config = scratch.config(weir, old);
+    let stdio: Vec<String> = ["stdio", "--", WEIR, "serve", "--stdio", "--config"]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            config.display().to_string(),
+            "--plugins".into(),
+            plugins.display().to_string(),
+        ])
+        .collect();
+    let http = vec!["http".to_owned(), served.mcp_url()];
+    let accepted = r#"answered: {"action":"accept","content":{"name":"Ada"}}"#;
+    let declined = r#"answered: {"action":"decline"}"#;
+    // (transport, tool, arguments, the name the person gives, the answer)
+    let cases = [
+        (&http, "test.ask", "{}", Some("Ada"), accepted),
+        (&http, "old.ask_legacy", "{}", Some("Ada"), accepted),
+        (&stdio, "test.ask", "{}", Some("Ada"), accepted),
+        (&stdio, "old.ask_legacy", "{}", Some("Ada"), accepted),
+        (&http, "test.ask", "{}", None, declined),
+        (&http, "old.ask_legacy", "{}", None, declined),
+        (
+            &http,
+            "testbed",
+            r#"{"input": "call:test:ask:"}"#,
+            Some("Ada"),
+            accepted,
+        ),
+    ];
+    for (transport, tool, arguments, elicit, want) in cases {
+        let mut command = Command::new(python());
+        command
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py/interop_client.py"))
+            .args(["--tool", tool, "--args", arguments])
+            .args(["--mode", "auto", "--mode", "legacy"]);
+        if let Some(name) = elicit {
+            command.args(["--elicit", name]);
+        }
+        let out = command
+            .args(transport)
+            .output()
+            .expect("run the Python client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let case = format!("{tool} over {} asking {elicit:?}", transport[0]);
+        assert!(
+            out.status.success(),
+            "{case}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        let protocols: Vec<&str> = reports
+            .iter()
+            .map(|r| r["protocol"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(protocols, ["2026-07-28", "2025-11-25"], "{case}");
+        for report in &reports {
+            let text = report["text"].as_str().unwrap_or_default();
+            assert!(text.ends_with(want), "{case}: {report}");
+            assert_eq!(report["is_error"], false, "{case}: {report}");
+        }
+    }
+    assert!(served.stop().success());
+}
+
 /// `"upstream_tool_names": "bare"`: an upstream tool goes by its own name
 /// where only one server has it and none of weir's own tools is called
 /// that (`server.tool` otherwise, and always accepted); a server's -32021

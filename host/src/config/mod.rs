@@ -153,6 +153,15 @@ pub struct PluginGrant {
 }
 
 impl Config {
+    /// `weir serve`: servers whose entry does not say what to answer
+    /// their requests for input get [`Elicitation::Forward`] — its
+    /// clients are people's MCP clients, who can be asked.
+    pub fn forward_elicitation_by_default(&mut self) {
+        for server in self.servers.values_mut() {
+            server.elicitation.get_or_insert(Elicitation::Forward);
+        }
+    }
+
     /// Grants `allow` too, to every plugin, for this process only: what
     /// `weir run --allow` adds to a one-off run without editing a config.
     pub fn allow_also(&mut self, allow: &[ToolPattern]) {
@@ -205,12 +214,15 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Which MCP revision to speak with the server (`"protocol"`).
     pub protocol: Protocol,
-    /// What weir answers when the server asks for input (`"elicitation"`).
-    pub elicitation: Elicitation,
+    /// What weir answers when the server asks for input (`"elicitation"`);
+    /// `None`: not said, which is [`Elicitation::Forward`] under
+    /// `weir serve` (see [`Config::forward_elicitation_by_default`]) and
+    /// [`Elicitation::Decline`] elsewhere, where no one can be asked.
+    pub elicitation: Option<Elicitation>,
 }
 
-/// What weir answers a server's request for input (`elicitation/create`)
-/// where no person is asked. Never a made-up value.
+/// What weir answers a server's request for input (`elicitation/create`,
+/// or a question in an `input_required` result). Never a made-up value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Elicitation {
     /// Decline every request: the server goes on without the input.
@@ -219,6 +231,10 @@ pub enum Elicitation {
     /// Accept with the schema's defaults when every requested field has
     /// one (SEP-1034); decline otherwise.
     Defaults,
+    /// Ask the person at the MCP client whose call it is — a `weir serve`
+    /// client that declared elicitation — and relay their answer; decline
+    /// where there is no one to ask (`weir run`, a client without it).
+    Forward,
 }
 
 impl Elicitation {
@@ -227,13 +243,9 @@ impl Elicitation {
         match text {
             "decline" => Ok(Self::Decline),
             "defaults" => Ok(Self::Defaults),
-            "forward" => Err(
-                "\"forward\" (relaying the request to the client of `weir serve`) \
-                              is not supported yet; use \"decline\" or \"defaults\""
-                    .into(),
-            ),
+            "forward" => Ok(Self::Forward),
             other => Err(format!(
-                "unknown value \"{other}\"; use \"decline\" or \"defaults\""
+                "unknown value \"{other}\"; use \"forward\", \"decline\" or \"defaults\""
             )),
         }
     }
@@ -299,7 +311,7 @@ impl ServerConfig {
             ping_interval: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
             protocol: Protocol::Auto,
-            elicitation: Elicitation::Decline,
+            elicitation: None,
         }
     }
 }
@@ -870,7 +882,11 @@ mod tests {
             config.servers["old"].protocol,
             Protocol::Revision(rmcp::model::ProtocolVersion::V_2025_06_18)
         );
-        assert_eq!(config.servers["old"].elicitation, Elicitation::Defaults);
+        assert_eq!(
+            config.servers["old"].elicitation,
+            Some(Elicitation::Defaults)
+        );
+        assert_eq!(config.servers["mem"].elicitation, None);
         let mem = &config.servers["mem"];
         assert_eq!(mem.pool_size, 4);
         assert_eq!(mem.scope, Scope::Plugin);
@@ -898,7 +914,7 @@ mod tests {
             ),
             (
                 r#"{"mcpServers": {"m": {"command": "m", "elicitation": "ask"}}}"#,
-                "mcpServers.m.elicitation: unknown value \"ask\"; use \"decline\" or \"defaults\"",
+                "mcpServers.m.elicitation: unknown value \"ask\"; use \"forward\", \"decline\" or \"defaults\"",
             ),
             (
                 r#"{"mcpServers": {"m": {"command": "m", "protocol": "2025-13-01"}}}"#,

@@ -183,8 +183,10 @@ pub(super) fn read(
                 super::Protocol::parse(protocol).map_err(|e| ctx.invalid(at(".protocol"), e))?;
         }
         if let Some(elicitation) = &server.elicitation {
-            entry.elicitation = super::Elicitation::parse(elicitation)
-                .map_err(|e| ctx.invalid(at(".elicitation"), e))?;
+            entry.elicitation = Some(
+                super::Elicitation::parse(elicitation)
+                    .map_err(|e| ctx.invalid(at(".elicitation"), e))?,
+            );
         }
         servers.insert(name, entry);
     }

@@ -16,6 +16,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 
+use super::asking::{Asking, Rounds};
 use super::catalog::{Catalog, input_for};
 use super::clients::Clients;
 use super::code_docs;
@@ -37,6 +38,9 @@ pub struct WeirServer {
     clients: Arc<Clients>,
     /// Code mode's tools, when served.
     code: Option<Arc<CodeTools>>,
+    /// Calls of 2026-07-28 clients waiting for their answer to a
+    /// server's question; shared by every session and request.
+    rounds: Arc<Rounds>,
 }
 
 impl WeirServer {
@@ -51,6 +55,99 @@ impl WeirServer {
             catalog,
             clients,
             code,
+            rounds: Arc::default(),
+        }
+    }
+
+    /// A call of a plugin, a code-mode tool or a passed-through one.
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let entry = self.catalog.get(&name);
+        if entry.is_none()
+            && let Some(code) = &self.code
+        {
+            let call = code.call(&name, request.arguments.clone());
+            // A client's cancel drops the script's run, like a plugin's.
+            tokio::select! {
+                result = call => if let Some(result) = result {
+                    return Ok(CallToolResponse::Complete(result));
+                },
+                () = context.ct.cancelled() => return Err(cancelled()),
+            }
+        }
+        let Some(entry) = entry else {
+            if self.host.config().expose_upstream_tools {
+                return self.call_upstream(&name, request, &context).await;
+            }
+            return Err(unknown_tool(&name));
+        };
+        let input = input_for(entry.input, request.arguments)
+            .map_err(|m| ErrorData::invalid_params(m, None))?;
+        let calls = Arc::new(AtomicU64::new(0));
+        // Reports progress while the run goes on; stops with the run (the
+        // guard aborts it however this call ends).
+        let _progress = context.meta.get_progress_token().map(|token| {
+            AbortOnDrop(tokio::spawn(report_progress(
+                context.peer.clone(),
+                token,
+                calls.clone(),
+            )))
+        });
+        let run = self.host.run_observed(&entry.plugin, &input, Some(calls));
+        // A client's cancel (or its going away) drops the run: the sandbox
+        // stops, and its outstanding upstream calls are cancelled with it.
+        let result = tokio::select! {
+            r = run => r,
+            () = context.ct.cancelled() => {
+                tracing::info!(plugin = %name, "run cancelled by the client");
+                return Err(cancelled());
+            }
+        };
+        Ok(CallToolResponse::Complete(match result {
+            Ok(output) => CallToolResult::success(vec![ContentBlock::text(output)]),
+            Err(HostRunError::Run(e)) => {
+                CallToolResult::error(vec![ContentBlock::text(format!("{name}: {e}"))])
+            }
+            Err(e @ HostRunError::ShuttingDown) => {
+                return Err(ErrorData::internal_error(e.to_string(), None));
+            }
+        }))
+    }
+
+    /// A call, its upstream servers' questions put to the client as its
+    /// revision allows (see [`super::asking`]).
+    async fn call_asking(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(state) = request.request_state.as_deref()
+            && Rounds::is_ours(state)
+        {
+            return self
+                .rounds
+                .resume(state, request.input_responses.clone(), &context.ct)
+                .await;
+        }
+        match Asking::of(&context) {
+            Asking::Nobody => self.call(request, context).await,
+            Asking::Session(asker) => {
+                crate::ask::with_asker(Some(asker), self.call(request, context)).await
+            }
+            Asking::Rounds => {
+                let this = self.clone();
+                let request_ct = context.ct.clone();
+                let start = move |cancel| {
+                    let mut context = context;
+                    context.ct = cancel;
+                    async move { this.call(request, context).await }
+                };
+                self.rounds.start(start, &request_ct).await
+            }
         }
     }
 
@@ -122,7 +219,9 @@ impl WeirServer {
         };
         match result {
             Ok(json) => serde_json::from_str::<CallToolResult>(&json)
-                .map(CallToolResponse::Complete)
+                // A legacy server's result has no `resultType`, which a
+                // 2026-07-28 client requires.
+                .map(|result| CallToolResponse::Complete(completed(result)))
                 .map_err(|e| {
                     ErrorData::internal_error(format!("upstream result unreadable: {e}"), None)
                 }),
@@ -237,6 +336,13 @@ fn unknown_tool(name: &str) -> ErrorData {
 
 fn cancelled() -> ErrorData {
     ErrorData::internal_error("the call was cancelled", None)
+}
+
+/// `result`, said to be complete (`resultType`), as every revision
+/// since 2026-07-28 has it.
+fn completed(mut result: CallToolResult) -> CallToolResult {
+    result.result_type = Some(rmcp::model::ResultType::COMPLETE);
+    result
 }
 
 /// A tool result with `isError`: what the client's model reads.
@@ -380,57 +486,7 @@ impl ServerHandler for WeirServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.name.to_string();
-        let entry = self.catalog.get(&name);
-        if entry.is_none()
-            && let Some(code) = &self.code
-        {
-            let call = code.call(&name, request.arguments.clone());
-            // A client's cancel drops the script's run, like a plugin's.
-            tokio::select! {
-                result = call => if let Some(result) = result {
-                    return Ok(CallToolResponse::Complete(result));
-                },
-                () = context.ct.cancelled() => return Err(cancelled()),
-            }
-        }
-        let Some(entry) = entry else {
-            if self.host.config().expose_upstream_tools {
-                return self.call_upstream(&name, request, &context).await;
-            }
-            return Err(unknown_tool(&name));
-        };
-        let input = input_for(entry.input, request.arguments)
-            .map_err(|m| ErrorData::invalid_params(m, None))?;
-        let calls = Arc::new(AtomicU64::new(0));
-        // Reports progress while the run goes on; stops with the run (the
-        // guard aborts it however this call ends).
-        let _progress = context.meta.get_progress_token().map(|token| {
-            AbortOnDrop(tokio::spawn(report_progress(
-                context.peer.clone(),
-                token,
-                calls.clone(),
-            )))
-        });
-        let run = self.host.run_observed(&entry.plugin, &input, Some(calls));
-        // A client's cancel (or its going away) drops the run: the sandbox
-        // stops, and its outstanding upstream calls are cancelled with it.
-        let result = tokio::select! {
-            r = run => r,
-            () = context.ct.cancelled() => {
-                tracing::info!(plugin = %name, "run cancelled by the client");
-                return Err(cancelled());
-            }
-        };
-        Ok(CallToolResponse::Complete(match result {
-            Ok(output) => CallToolResult::success(vec![ContentBlock::text(output)]),
-            Err(HostRunError::Run(e)) => {
-                CallToolResult::error(vec![ContentBlock::text(format!("{name}: {e}"))])
-            }
-            Err(e @ HostRunError::ShuttingDown) => {
-                return Err(ErrorData::internal_error(e.to_string(), None));
-            }
-        }))
+        self.call_asking(request, context).await
     }
 
     /// rmcp hands over as "custom" any request it cannot read — a standard

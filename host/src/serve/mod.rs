@@ -5,6 +5,8 @@
 //!
 //! - [`catalog`]: the plugins served, kept in step with their directory.
 //! - [`handler`]: the MCP server itself (rmcp `ServerHandler`).
+//! - [`asking`]: upstream servers' questions put to the client whose call
+//!   it is (a request on its session, or 2026-07-28 `input_required` rounds).
 //! - [`clients`]: who to tell when the tool list changes.
 //! - [`watch`]: hot reload of the plugins directory.
 //! - [`http`]: streamable HTTP, `/metrics`, the DNS-rebinding check.
@@ -13,6 +15,7 @@
 //! - [`sessions`]: legacy MCP sessions, capped.
 //! - [`stdio_wire`]: MCP over stdio, every line bounded and answered.
 
+pub mod asking;
 pub mod catalog;
 pub mod clients;
 pub mod code_docs;

@@ -8,6 +8,7 @@ use rmcp::ClientHandler;
 use rmcp::model::{ClientConfig, ElicitRequestParams, ElicitResult, ErrorData, ProtocolVersion};
 use rmcp::service::{NotificationContext, RequestContext, RoleClient};
 
+use super::elicitation::InFlightAskers;
 use crate::config::Elicitation;
 
 /// Handler of one session. Cheap to clone; rmcp owns one copy.
@@ -24,6 +25,8 @@ pub(crate) struct SessionClient {
     tools_stale: Arc<AtomicBool>,
     /// Told too, so those who serve the tools on can say they changed.
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whom the calls in flight could ask, for a request for input.
+    askers: Arc<InFlightAskers>,
 }
 
 impl SessionClient {
@@ -33,6 +36,7 @@ impl SessionClient {
         elicitation: Elicitation,
         tools_stale: Arc<AtomicBool>,
         changes: Arc<tokio::sync::watch::Sender<u64>>,
+        askers: Arc<InFlightAskers>,
     ) -> Self {
         Self {
             server,
@@ -40,6 +44,7 @@ impl SessionClient {
             elicitation,
             tools_stale,
             changes,
+            askers,
         }
     }
 }
@@ -58,10 +63,13 @@ impl ClientHandler for SessionClient {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let answer = super::elicitation::answer(self.elicitation, &request);
-        tracing::info!(server = %self.server, action = ?answer.action,
-            "answered the server's request for input");
-        Ok(answer)
+        Ok(super::elicitation::respond(
+            &self.server,
+            self.elicitation,
+            &request,
+            self.askers.sole(),
+        )
+        .await)
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {

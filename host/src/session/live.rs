@@ -38,6 +38,8 @@ pub(crate) struct Live {
     pub(super) tools: ToolList,
     /// Calls in flight: the pool's load measure, the pinger's idle test.
     pub(super) in_flight: AtomicUsize,
+    /// Whom those calls could ask, for the server's requests for input.
+    pub(super) askers: Arc<super::elicitation::InFlightAskers>,
     /// A call was given up unanswered (timeout, or its run ended): a
     /// `notifications/cancelled` was queued, which closing must not drop.
     pub(super) abandoned: AtomicBool,

@@ -142,7 +142,7 @@ impl Sessions {
                         .unwrap_or(config.sessions.startup_timeout),
                     ping_interval: server.ping_interval,
                     negotiation: lifecycle::Negotiation::new(server.protocol.clone()),
-                    elicitation: server.elicitation,
+                    elicitation: server.elicitation.unwrap_or_default(),
                     opened,
                     restarts,
                     reaper: reaper.clone(),

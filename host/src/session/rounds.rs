@@ -31,6 +31,7 @@ pub(super) enum RoundsError {
 /// `input_required` the first round already got (on weir's stdio lane).
 pub(super) async fn call(
     peer: &Peer<RoleClient>,
+    server: &str,
     params: CallToolRequestParams,
     first: Option<InputRequiredResult>,
     elicitation: Elicitation,
@@ -49,7 +50,8 @@ pub(super) async fn call(
                     // Only state: the server is still working; give it a moment.
                     tokio::time::sleep(Duration::from_millis(50 * round as u64)).await;
                 } else {
-                    next = next.with_input_responses(answers(questions, elicitation)?);
+                    next =
+                        next.with_input_responses(answers(server, questions, elicitation).await?);
                 }
                 if let Some(state) = asked.request_state {
                     next = next.with_request_state(state);
@@ -81,8 +83,10 @@ pub(super) async fn call(
     )))
 }
 
-/// weir's answer to each of the server's questions.
-fn answers(
+/// weir's answer to each of the server's questions (the person's, where
+/// they are forwarded).
+async fn answers(
+    server: &str,
     questions: rmcp::model::InputRequests,
     elicitation: Elicitation,
 ) -> Result<InputResponses, RoundsError> {
@@ -90,7 +94,13 @@ fn answers(
     for (key, question) in questions {
         let answer = match question {
             InputRequest::Elicitation(request) => {
-                let answer = super::elicitation::answer(elicitation, &request.params);
+                let answer = super::elicitation::respond(
+                    server,
+                    elicitation,
+                    &request.params,
+                    crate::ask::current(),
+                )
+                .await;
                 serde_json::to_value(answer)
                     .map_err(|e| RoundsError::Protocol(format!("cannot encode an answer: {e}")))?
             }

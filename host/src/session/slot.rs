@@ -252,12 +252,14 @@ impl Slot {
         let server = &self.server;
         let fault = ProtocolFault::default();
         let tools_stale = Arc::new(AtomicBool::new(false));
+        let askers = Arc::new(super::elicitation::InFlightAskers::default());
         let client = SessionClient::new(
             server.name.clone(),
             server.negotiation.initialize_version(),
             server.elicitation,
             tools_stale.clone(),
             server.tool_changes.clone(),
+            askers.clone(),
         );
         let (process, lane, stderr, outcome) = match &server.connect {
             Connect::Stdio(launch) => {
@@ -356,6 +358,7 @@ impl Slot {
             broken: AtomicBool::new(false),
             tools,
             in_flight: AtomicUsize::new(0),
+            askers,
             abandoned: AtomicBool::new(false),
             stop: self.closing.child_token(),
             listener: std::sync::Mutex::new(None),
@@ -476,6 +479,10 @@ impl Slot {
     ) -> Result<String, CallError> {
         let live = self.session().await?;
         let _in_flight = InFlight::enter(&live.in_flight);
+        let asker = (self.server.elicitation == crate::config::Elicitation::Forward)
+            .then(crate::ask::current)
+            .flatten();
+        let _asking = live.askers.enter(asker);
         let name = &self.server.name;
         let tools = live.tools(name, Need::Call(tool)).await;
         if !tools.contains_key(tool) {
@@ -534,7 +541,7 @@ impl Slot {
         if let Some(arguments) = arguments {
             params = params.with_arguments(arguments.to_map());
         }
-        match super::rounds::call(&live.peer, params, first, self.server.elicitation).await {
+        match super::rounds::call(&live.peer, name, params, first, self.server.elicitation).await {
             Ok(result) => serde_json::to_string(&result)
                 .map_err(|e| CallError::Protocol(format!("cannot encode the result: {e}"))),
             Err(super::rounds::RoundsError::Service(error)) => {

@@ -31,7 +31,8 @@
 //! tool `expire_sessions` then drops every session, as a server restart
 //! would, so clients see HTTP 404 and must re-initialize.
 //!
-//! Tools: `ask` (2026-07-28's input_required, then the answer), `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
+//! Tools: `ask` (2026-07-28's input_required, then the answer),
+//! `ask_legacy` (`elicitation/create` on the session, then the answer), `echo`, `sleep` (ms), `hang` (never answers), `fail` (an `isError`
 //! result), `crash` (exits mid-call), `pid`, `kv_set`/`kv_get` (state of
 //! this process), `garbage` (writes a non-JSON
 //! line to stdout), `bad_shape` (writes JSON that is not JSON-RPC),
@@ -302,6 +303,30 @@ impl TestServer {
     async fn ask(&self) -> CallToolResult {
         // Answered in `call_tool`; listed here.
         text("ask")
+    }
+
+    #[tool(
+        description = "Asks the client who it is with elicitation/create on the session (legacy revisions), then answers with what it said."
+    )]
+    async fn ask_legacy(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let question = serde_json::json!({
+            "message": "Who is calling?",
+            "requestedSchema": {"type": "object", "properties": {
+                "name": {"type": "string", "default": "weir-default"}}}});
+        let params: rmcp::model::ElicitRequestParams = match serde_json::from_value(question) {
+            Ok(params) => params,
+            Err(e) => return text(format!("cannot build the question: {e}")),
+        };
+        let asked =
+            rmcp::model::ServerRequest::ElicitRequest(rmcp::model::ElicitRequest::new(params));
+        match context.peer.send_request(asked).await {
+            Ok(rmcp::model::ClientResult::ElicitResult(answer)) => text(format!(
+                "answered: {}",
+                serde_json::to_string(&answer).unwrap_or_default()
+            )),
+            Ok(_) => text("answered with something else"),
+            Err(e) => text(format!("no answer: {e}")),
+        }
     }
 
     // The diagnostic tools the conformance suite's server scenarios call
