@@ -274,6 +274,40 @@ async fn http_timeouts_cancel_at_the_server() {
     host.shutdown().await;
 }
 
+/// On 2026-07-28 a timeout over HTTP cancels the call the way that
+/// revision has it — the request's response stream is closed, with no
+/// `notifications/cancelled` — and the server stops working on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_timeouts_cancel_at_the_server_on_2026() {
+    let scratch = Scratch::new("http-cancel-2026");
+    let server = test_server_http(&scratch);
+    let host = http_host(
+        &scratch,
+        &server.url,
+        json!({"call_timeout_secs": 0.5, "protocol": "2026-07-28"}),
+    );
+    let testbed = load(&host, "testbed");
+    assert_eq!(
+        host.run(&testbed, "call:test:hang:").await.expect("runs"),
+        "timeout"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(10), || async {
+            scratch.events("hang-abandoned") == 1
+        })
+        .await,
+        "the server's handler was cancelled"
+    );
+    // The session goes on.
+    assert_eq!(host.run(&testbed, "echo:a:3").await.expect("runs"), "3 ok");
+    assert_eq!(
+        scratch.events("cancelled"),
+        0,
+        "closing the stream is the signal: no notifications/cancelled"
+    );
+    host.shutdown().await;
+}
+
 /// Nobody listening: `unavailable`, naming the server, and the host goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_http_server_is_unavailable() {

@@ -506,6 +506,48 @@ fn http_client_cancelling_a_call_stops_the_run() {
     assert!(served.stop().success());
 }
 
+/// A 2026-07-28 client cancels by closing its request's response stream:
+/// weir serve stops the run and cancels its upstream call, as for a
+/// legacy client's `notifications/cancelled`.
+#[test]
+fn a_2026_client_closing_its_stream_cancels_the_run() {
+    use std::io::Write;
+    let scratch = Scratch::new("serve-cancel-2026");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let served = Served::start(&scratch, &plugins);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "testbed", "arguments": {"input": "call:test:hang:"},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let addr = served.addr();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: testbed\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the call");
+    assert!(
+        wait_for(Duration::from_secs(30), || scratch.events("call hang") == 1),
+        "the upstream call started"
+    );
+    drop(stream);
+    assert!(
+        wait_for(Duration::from_secs(20), || scratch.events("hang-abandoned")
+            == 1),
+        "the upstream call was cancelled at the server"
+    );
+    let metrics = raw_http(&addr, "/metrics", "Accept: */*");
+    let line = "weir_plugin_runs_total{plugin=\"testbed\",outcome=\"cancelled\"} 1";
+    assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    assert!(served.stop().success());
+}
+
 /// A client that asks for progress gets reports while a slow run goes on,
 /// each further along than the last.
 #[test]

@@ -9,7 +9,8 @@
 //! - `WEIR_TEST_EVENTS=FILE`: one line per event the test wants to see from
 //!   the server's side: `start-failed <pid>`, `cancelled <pid>` (a call),
 //!   `unlisten <pid>` (a `subscriptions/listen` stream), `call <tool>`,
-//!   `listen`, `list-tools`.
+//!   `listen`, `list-tools`, `hang-abandoned` (a `hang` call's request was
+//!   cancelled: a notification, or on 2026-07-28 HTTP its stream closed).
 //! - `WEIR_TEST_FAIL_START=FILE`: while FILE exists, the process exits with
 //!   status 1 at once (a server that cannot start).
 //! - `WEIR_TEST_HANG_START=1`: never answers `initialize`.
@@ -219,8 +220,10 @@ impl TestServer {
         text(format!("napped {}", args.ms))
     }
 
-    #[tool(description = "Never answers.")]
-    async fn hang(&self) -> CallToolResult {
+    #[tool(description = "Never answers; `hang-abandoned` once its request is cancelled.")]
+    async fn hang(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        context.ct.cancelled().await;
+        append("WEIR_TEST_EVENTS", "hang-abandoned");
         std::future::pending().await
     }
 
