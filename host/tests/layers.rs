@@ -11,8 +11,9 @@ use syn::visit::Visit;
 
 /// Ground floor first. Same-layer modules may not use each other either.
 const LAYERS: &[&[&str]] = &[
-    // Plain data and pure decisions, and the process's own stdio.
-    &["redact", "policy", "stdio"],
+    // Plain data and pure decisions, the process's own stdio, and who
+    // can be asked for input in the middle of a call.
+    &["redact", "policy", "stdio", "ask"],
     // The plain-typed door between sandbox and sessions.
     &["gateway"],
     &["metrics", "search"],
