@@ -1158,3 +1158,202 @@ async fn upstream_tool_changes_reach_the_clients() {
     assert!(tool_names(&client).await.contains(&"test.late".to_owned()));
     close_and_wait(client, &mut child).await;
 }
+
+/// Kills a helper process when the test ends, however it ends.
+struct Helper(std::process::Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `weir serve --http` behind `weir.auth` with JWTs, used by the Python
+/// SDK's client: a good token lists and calls (its scope deciding which
+/// tools it sees and may call); an expired one, one for another audience,
+/// one signed with a key the issuer never published, and none are each
+/// refused with 401 and a `WWW-Authenticate` naming the protected-resource
+/// metadata, which says where tokens come from.
+#[test]
+fn jwt_auth_checks_tokens_and_scopes_hide_tools() {
+    use std::io::BufRead;
+    let scratch = Scratch::new("serve-jwt");
+    let keys = scratch.dir.join("keys");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/oauth_fixture.py");
+    let mut issuer = Command::new(python())
+        .arg(&fixture)
+        .arg("issuer")
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the issuer");
+    let mut jwks_url = String::new();
+    std::io::BufReader::new(issuer.stdout.take().expect("stdout"))
+        .read_line(&mut jwks_url)
+        .expect("the JWKS URL");
+    let _issuer = Helper(issuer);
+    let jwks_url = jwks_url.trim().to_owned();
+    let issuer_url = jwks_url.trim_end_matches("/jwks").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let config = scratch.config(
+        json!({
+            "expose_upstream_tools": true,
+            "auth": {
+                "resource": resource,
+                "issuer": issuer_url,
+                "jwks_url": jwks_url,
+                "scopes": {"all": ["*"], "read": ["hello"]},
+            },
+        }),
+        json!({}),
+    );
+    let args = [std::ffi::OsStr::new("--plugins"), plugins.as_os_str()];
+    let served = Served::launch_on(&config, &args, &[], &format!("127.0.0.1:{port}"));
+    let out = Command::new(python())
+        .arg(&fixture)
+        .arg("client")
+        .arg(&keys)
+        .arg(served.mcp_url())
+        .args(["--issuer", &issuer_url, "--resource", &resource])
+        .output()
+        .expect("run the client");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        served.log()
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+
+    let all = &report["all"];
+    assert_eq!(all["hello"], "Hello, auth!", "{report}");
+    assert!(
+        all["tools"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("test.echo"))),
+        "{report}"
+    );
+    let read = &report["read"];
+    assert_eq!(
+        read["tools"],
+        json!(["hello"]),
+        "scope `read` sees hello only"
+    );
+    assert_eq!(read["hello"], "Hello, auth!");
+    assert!(
+        read["hidden_call"]
+            .as_str()
+            .is_some_and(|t| t.contains("do not grant the tool `test.echo`")),
+        "{report}"
+    );
+    let metadata_url = format!("http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp");
+    for (case, why) in [
+        ("expired", "expired"),
+        ("wrong_audience", "another resource"),
+        ("rogue_key", "signature does not verify"),
+        ("none", "needs `Authorization: Bearer TOKEN`"),
+    ] {
+        let refused = &report[case];
+        assert_eq!(refused["status"], 401, "{case}: {refused}");
+        let challenge = refused["www_authenticate"].as_str().unwrap_or_default();
+        assert!(
+            challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata_url}\"")),
+            "{case}: {challenge}"
+        );
+        assert!(
+            challenge.contains("scope=\"all read\""),
+            "{case}: {challenge}"
+        );
+        assert!(
+            refused["body"].as_str().is_some_and(|b| b.contains(why)),
+            "{case}: {refused}"
+        );
+    }
+    assert!(
+        report["none"]["www_authenticate"]
+            .as_str()
+            .is_some_and(|c| !c.contains("invalid_token"))
+    );
+    assert_eq!(
+        report["metadata"],
+        json!({
+            "resource": resource,
+            "authorization_servers": [issuer_url],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": ["all", "read"],
+        })
+    );
+    // Tokens never reach the log.
+    assert!(!served.log().contains("eyJ"), "{}", served.log());
+    assert!(served.stop().success());
+}
+
+/// `weir.auth.tokens`: a static bearer token (from `${VAR}`) for simple
+/// setups; with `protect_status`, `/metrics` needs it too. The token never
+/// shows in weir's log.
+#[test]
+fn a_static_token_guards_mcp_and_metrics() {
+    use std::io::{Read, Write};
+    let scratch = Scratch::new("serve-static-token");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let token = "s3cret-static-token-for-the-test";
+    let config = scratch.config(
+        json!({"auth": {"tokens": ["${WEIR_SERVE_TOKEN}"], "protect_status": true}}),
+        json!({}),
+    );
+    let args = [std::ffi::OsStr::new("--plugins"), plugins.as_os_str()];
+    let served = Served::launch(
+        &config,
+        &args,
+        &[("WEIR_SERVE_TOKEN", std::ffi::OsStr::new(token))],
+    );
+    let addr = served.addr();
+    let bearer = format!("Authorization: Bearer {token}");
+    let open_metrics = raw_http(&addr, "/metrics", "Accept: */*");
+    assert!(open_metrics.starts_with("HTTP/1.1 401"), "{open_metrics}");
+    assert!(
+        raw_http(&addr, "/metrics", &bearer).starts_with("HTTP/1.1 200"),
+        "the token opens /metrics"
+    );
+    let list = |authorization: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+        .to_string();
+        let text = support::serve::request_text(&addr, None, &body).replacen(
+            "POST /mcp HTTP/1.1\r\n",
+            &format!(
+                "POST /mcp HTTP/1.1\r\n{authorization}MCP-Protocol-Version: 2026-07-28\r\n\
+                 Mcp-Method: tools/list\r\n"
+            ),
+            1,
+        );
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream.write_all(text.as_bytes()).expect("send");
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    };
+    let refused = list("");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused.contains("needs `Authorization: Bearer TOKEN`"),
+        "{refused}"
+    );
+    let wrong = list("Authorization: Bearer not-the-token-at-all-no\r\n");
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    assert!(wrong.contains("invalid_token"), "{wrong}");
+    let listed = list(&format!("{bearer}\r\n"));
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.contains("\"hello\""), "{listed}");
+    assert!(!served.log().contains(token), "{}", served.log());
+    assert!(served.stop().success());
+}

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use crate::policy::{Policy, ToolPattern};
 
+mod auth;
 mod expand;
 mod grants;
 mod raw;
 mod servers;
 mod settings;
 
+pub use auth::{ServeAuth, TokenCheck};
 pub use expand::expand_vars;
 
 /// Name under which the embedded default server is offered.
@@ -87,6 +89,9 @@ pub struct Config {
     /// without `--code-mode`. Its runs' policy is the grant of
     /// [`CODE_MODE_CALLER`] (`weir.code_mode`'s policy fields).
     pub code_mode: bool,
+    /// Who may use `weir serve --http` (`weir.auth`); `None`: anyone who
+    /// can reach it.
+    pub serve_auth: Option<ServeAuth>,
 }
 
 /// How `weir serve` names the upstream tools it passes through.
@@ -495,6 +500,7 @@ impl Default for Config {
             plugin_size_limit: DEFAULT_MAX_PLUGIN_BYTES,
             http: HttpLimits::default(),
             code_mode: false,
+            serve_auth: None,
         }
     }
 }
@@ -568,6 +574,7 @@ impl Config {
         let settings = settings::read(&raw.weir, &ctx)?;
         let servers = servers::read(raw.mcp_servers, builtin, &ctx)?;
         let grants = grants::read(&raw.weir, &servers, &settings.limits, builtin, &ctx)?;
+        let serve_auth = auth::read(raw.weir.auth, &ctx)?;
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
@@ -584,6 +591,7 @@ impl Config {
             plugin_size_limit: settings.plugin_size_limit,
             http: settings.http,
             code_mode: grants.code_mode,
+            serve_auth,
         })
     }
 }
@@ -869,6 +877,49 @@ mod tests {
     }
 
     /// Per-server session settings: pool, scope, timeouts, ping.
+    #[test]
+    fn reads_serve_auth() {
+        let jwt = parse(
+            r#"{"weir": {"auth": {"resource": "https://weir.example/mcp",
+                "issuer": "https://login.example", "jwks_url": "https://login.example/jwks",
+                "scopes": {"read": ["hello"]}}}}"#,
+        )
+        .expect("valid");
+        let auth = jwt.serve_auth.expect("auth");
+        assert_eq!(auth.resource(), Some("https://weir.example/mcp"));
+        assert_eq!(auth.scopes_supported(), ["read"]);
+        assert!(!auth.protect_status);
+        let tokens =
+            parse(r#"{"weir": {"auth": {"tokens": ["${TOKEN}-and-more-chars"]}}}"#).expect("valid");
+        assert_eq!(
+            tokens.serve_auth.map(|a| a.check),
+            Some(TokenCheck::Static(vec!["s3cret-and-more-chars".into()]))
+        );
+        assert!(parse("{}").expect("valid").serve_auth.is_none());
+        for (text, want) in [
+            (r#"{"weir": {"auth": {}}}"#, "say how tokens are checked"),
+            (
+                r#"{"weir": {"auth": {"tokens": ["short"]}}}"#,
+                "too easy to guess",
+            ),
+            (
+                r#"{"weir": {"auth": {"issuer": "https://i", "jwks_url": "https://i/k"}}}"#,
+                "weir.auth.resource: JWTs need the resource URI",
+            ),
+            (
+                r#"{"weir": {"auth": {"tokens": ["0123456789abcdefgh"], "issuer": "https://i"}}}"#,
+                "not both",
+            ),
+            (
+                r#"{"weir": {"auth": {"token": "x"}}}"#,
+                "unknown field `token`",
+            ),
+        ] {
+            let error = error_of(text);
+            assert!(error.contains(want), "{text}: {error}");
+        }
+    }
+
     #[test]
     fn reads_server_session_settings() {
         let config = parse(

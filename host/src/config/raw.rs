@@ -127,6 +127,8 @@ pub(super) struct RawWeir {
     pub(super) http_max_sessions: Option<usize>,
     pub(super) http_session_idle_secs: Option<f64>,
     pub(super) http_max_body_bytes: Option<usize>,
+    /// `weir serve --http`: who may call it (see [`super::auth`]).
+    pub(super) auth: Option<super::auth::RawAuth>,
 }
 
 /// A JSON object read into a map, refusing a key given twice: serde's own

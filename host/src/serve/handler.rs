@@ -118,6 +118,23 @@ impl WeirServer {
         }))
     }
 
+    /// Whether the request's token (`weir.auth`, checked by the HTTP
+    /// layer) reaches the tool `name`; always, without auth (stdio too).
+    fn granted(&self, context: &RequestContext<RoleServer>, name: &str) -> bool {
+        let Some(auth) = &self.host.config().serve_auth else {
+            return true;
+        };
+        let granted = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<super::auth::Granted>());
+        match granted {
+            Some(granted) => super::auth::allows(auth, granted, name),
+            // Over stdio there is no token: the one client is the operator's.
+            None => context.extensions.get::<http::request::Parts>().is_none(),
+        }
+    }
+
     /// A call, its upstream servers' questions put to the client as its
     /// revision allows (see [`super::asking`]).
     async fn call_asking(
@@ -125,6 +142,16 @@ impl WeirServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if !self.granted(&context, &request.name) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "the token's scopes do not grant the tool `{}`; ask for a token with a scope \
+                     that does",
+                    request.name
+                ),
+                None,
+            ));
+        }
         if let Some(state) = request.request_state.as_deref()
             && Rounds::is_ours(state)
         {
@@ -391,7 +418,7 @@ impl ServerHandler for WeirServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools: Vec<Tool> = self
             .catalog
@@ -403,6 +430,8 @@ impl ServerHandler for WeirServer {
             tools.extend(CodeTools::tools());
         }
         tools.extend(self.upstream_tools().await);
+        // A token's scopes may hide some (`weir.auth.scopes`).
+        tools.retain(|t| self.granted(&context, &t.name));
         Ok(ListToolsResult::with_all_items(tools))
     }
 

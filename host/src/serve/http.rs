@@ -72,6 +72,8 @@ pub struct Routes {
     body_timeout: Duration,
     /// The largest request body.
     max_body_bytes: usize,
+    /// Checks bearer tokens, where `weir.auth` asks for them.
+    gatekeeper: Option<Arc<super::auth::Gatekeeper>>,
 }
 
 impl Routes {
@@ -107,31 +109,40 @@ impl Routes {
             )),
             config,
         );
+        let gatekeeper = gatekeeper_of(&host);
         Self {
             host,
             mcp: Some(mcp),
             allowed_hosts: allowed_hosts.into(),
             body_timeout: limits.body_timeout,
             max_body_bytes: limits.max_body_bytes,
+            gatekeeper,
         }
     }
 
     /// Metrics alone (`weir serve --stdio --metrics ADDR`).
     pub fn metrics_only(host: Arc<Host>, allowed_hosts: Vec<String>, limits: &HttpLimits) -> Self {
+        let gatekeeper = gatekeeper_of(&host);
         Self {
             host,
             mcp: None,
             allowed_hosts: allowed_hosts.into(),
             body_timeout: limits.body_timeout,
             max_body_bytes: limits.max_body_bytes,
+            gatekeeper,
         }
     }
 
     /// Answers one request.
-    pub(crate) async fn handle(mut self, request: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(mut self, mut request: Request<Incoming>) -> Response<Body> {
         if let Err((status, why)) = self.check_origin(&request) {
             tracing::warn!(%why, path = %request.uri().path(), "HTTP request refused");
             return text(status, why);
+        }
+        if let Some(keeper) = self.gatekeeper.clone()
+            && let Err(response) = self.authorize(&keeper, &mut request).await
+        {
+            return response;
         }
         match (request.uri().path(), self.mcp.take()) {
             (MCP_PATH, Some(mut mcp)) => {
@@ -225,6 +236,79 @@ impl Routes {
         }
     }
 
+    /// `weir.auth`: serves the protected-resource metadata, and lets a
+    /// guarded request by only with a good token — noted in the request
+    /// for the handler, which hides what its scopes do not reach — or
+    /// answers `401` saying where to get one.
+    async fn authorize(
+        &self,
+        keeper: &super::auth::Gatekeeper,
+        request: &mut Request<Incoming>,
+    ) -> Result<(), Response<Body>> {
+        let resource = self.resource_uri(keeper, request);
+        let metadata_url = metadata_url(&resource);
+        let path = request.uri().path();
+        if request.method() == Method::GET
+            && (path == super::auth::METADATA_PATH
+                || metadata_url.ends_with(path) && path.starts_with(super::auth::METADATA_PATH))
+        {
+            let mut response = text(StatusCode::OK, keeper.metadata(&resource).to_string());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return Err(response);
+        }
+        let guarded = path == MCP_PATH
+            || (keeper.auth().protect_status && (path == METRICS_PATH || path == "/"));
+        if !guarded {
+            return Ok(());
+        }
+        let authorization = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match keeper.check(authorization).await {
+            Ok(granted) => {
+                tracing::debug!(subject = ?granted.subject, scopes = ?granted.scopes, "token accepted");
+                request.extensions_mut().insert(granted);
+                Ok(())
+            }
+            Err(refusal) => {
+                tracing::info!(?refusal, path, "request without a good token refused");
+                let why = match &refusal {
+                    super::auth::Refusal::Missing => {
+                        "this endpoint needs `Authorization: Bearer TOKEN`".to_owned()
+                    }
+                    super::auth::Refusal::Invalid(why) => why.clone(),
+                };
+                let mut response = text(StatusCode::UNAUTHORIZED, why);
+                if let Ok(value) =
+                    hyper::header::HeaderValue::from_str(&keeper.challenge(&refusal, &metadata_url))
+                {
+                    response
+                        .headers_mut()
+                        .insert(hyper::header::WWW_AUTHENTICATE, value);
+                }
+                Err(response)
+            }
+        }
+    }
+
+    /// weir's resource URI: as configured, else this listener's MCP
+    /// endpoint as the request reached it.
+    fn resource_uri<B>(&self, keeper: &super::auth::Gatekeeper, request: &Request<B>) -> String {
+        if let Some(resource) = keeper.auth().resource() {
+            return resource.to_owned();
+        }
+        let authority = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{authority}{MCP_PATH}")
+    }
+
     /// A request's body, whole: within the size limit and the body
     /// timeout, or the error response saying which was passed.
     async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
@@ -283,6 +367,22 @@ impl Routes {
 }
 
 /// The host name of an authority: `[::1]:80` → `::1`, `a:80` → `a`.
+/// The gatekeeper `weir.auth` asks for, if it does.
+fn gatekeeper_of(host: &Host) -> Option<Arc<super::auth::Gatekeeper>> {
+    host.config()
+        .serve_auth
+        .clone()
+        .map(|auth| Arc::new(super::auth::Gatekeeper::new(auth)))
+}
+
+/// Where the protected-resource metadata of `resource` is (RFC 9728: the
+/// well-known path, then the resource's own path).
+fn metadata_url(resource: &str) -> String {
+    let (scheme, rest) = resource.split_once("://").unwrap_or(("http", resource));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    format!("{scheme}://{authority}{}{path}", super::auth::METADATA_PATH)
+}
+
 pub(crate) fn host_name(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

@@ -10,12 +10,15 @@
 //! - [`clients`]: who to tell when the tool list changes.
 //! - [`watch`]: hot reload of the plugins directory.
 //! - [`http`]: streamable HTTP, `/metrics`, the DNS-rebinding check.
+//! - [`auth`]: `weir.auth` — bearer tokens (static, or JWTs checked against
+//!   the issuer's JWKS), the protected-resource metadata, scopes to tools.
 //! - [`connection`]: each HTTP connection bounded (count, header and idle
 //!   timeouts).
 //! - [`sessions`]: legacy MCP sessions, capped.
 //! - [`stdio_wire`]: MCP over stdio, every line bounded and answered.
 
 pub mod asking;
+pub mod auth;
 pub mod catalog;
 pub mod clients;
 pub mod code_docs;

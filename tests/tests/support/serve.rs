@@ -88,12 +88,23 @@ impl Served {
         args: &[&std::ffi::OsStr],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Self {
+        Self::launch_on(config, args, env, "127.0.0.1:0")
+    }
+
+    /// [`Served::launch`] on `addr` (a port chosen beforehand, for a
+    /// config that names its own URL).
+    pub fn launch_on(
+        config: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+        addr: &str,
+    ) -> Self {
         let mut child = Command::new(WEIR)
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(args)
-            .args(["--http", "127.0.0.1:0"])
+            .args(["--http", addr])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,331 @@
+//! `weir serve --http` as an OAuth resource server (`weir.auth`, see
+//! [`crate::config::ServeAuth`]): each request's bearer token checked —
+//! a static token compared in constant time, or a JWT verified with
+//! `jsonwebtoken` against the issuer's JWKS (issuer, audience = weir's
+//! resource URI, expiry, a signing key it publishes) — and what a refusal
+//! says, so a client can go and get a token: `401` with
+//! `WWW-Authenticate: Bearer resource_metadata=…` pointing at the
+//! protected-resource metadata (RFC 9728) weir serves.
+//!
+//! The JWKS is fetched on first use and kept; a token signed with a key
+//! id it does not have makes weir fetch it again (keys rotate), at most
+//! once per [`JWKS_REFETCH`], so a flood of bad tokens is not a flood of
+//! fetches.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::config::{ServeAuth, TokenCheck};
+
+/// The least time between two fetches of the JWKS.
+pub const JWKS_REFETCH: Duration = Duration::from_secs(30);
+
+/// Where the protected-resource metadata is served (RFC 9728).
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Who a good token says is calling, and what it may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// The token's `sub`, where it has one (for the log, never the token).
+    pub subject: Option<String>,
+    /// Its scopes (`scope`, space-separated, or `scp`).
+    pub scopes: BTreeSet<String>,
+}
+
+/// Why a token was refused: what the `WWW-Authenticate` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` at all.
+    Missing,
+    /// A token, but not a good one; the description says why.
+    Invalid(String),
+}
+
+/// Checks tokens for one `weir serve`.
+pub struct Gatekeeper {
+    auth: ServeAuth,
+    /// For the JWKS; made on first use (static tokens never need it).
+    http: std::sync::OnceLock<reqwest::Client>,
+    jwks: tokio::sync::Mutex<Option<JwkSet>>,
+    fetched_at: Mutex<Option<Instant>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    scope: Option<String>,
+    scp: Option<Vec<String>>,
+}
+
+impl Gatekeeper {
+    /// A gatekeeper for `auth`.
+    pub fn new(auth: ServeAuth) -> Self {
+        Self {
+            auth,
+            http: std::sync::OnceLock::new(),
+            jwks: tokio::sync::Mutex::new(None),
+            fetched_at: Mutex::new(None),
+        }
+    }
+
+    /// The settings it checks by.
+    pub fn auth(&self) -> &ServeAuth {
+        &self.auth
+    }
+
+    /// Checks the `Authorization` header's value.
+    pub async fn check(&self, authorization: Option<&str>) -> Result<Granted, Refusal> {
+        let token = authorization
+            .and_then(|h| {
+                let (scheme, token) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(Refusal::Missing)?;
+        match &self.auth.check {
+            TokenCheck::Static(tokens) => {
+                if tokens.iter().any(|t| same(t.as_bytes(), token.as_bytes())) {
+                    Ok(Granted {
+                        subject: None,
+                        scopes: self.auth.scopes.keys().cloned().collect(),
+                    })
+                } else {
+                    Err(Refusal::Invalid("the token is not one weir accepts".into()))
+                }
+            }
+            TokenCheck::Jwt {
+                resource,
+                issuer,
+                jwks_url,
+            } => self.check_jwt(token, resource, issuer, jwks_url).await,
+        }
+    }
+
+    async fn check_jwt(
+        &self,
+        token: &str,
+        resource: &str,
+        issuer: &str,
+        jwks_url: &str,
+    ) -> Result<Granted, Refusal> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| Refusal::Invalid(format!("not a JWT: {e}")))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| Refusal::Invalid("the JWT names no signing key (kid)".into()))?;
+        let key = self.key(&kid, jwks_url).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[resource]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| Refusal::Invalid(describe(&e)))?;
+        let mut scopes: BTreeSet<String> = data
+            .claims
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        scopes.extend(data.claims.scp.unwrap_or_default());
+        Ok(Granted {
+            subject: data.claims.sub,
+            scopes,
+        })
+    }
+
+    /// The issuer's key `kid`, from the kept JWKS or a fresh one.
+    async fn key(&self, kid: &str, jwks_url: &str) -> Result<DecodingKey, Refusal> {
+        let mut jwks = self.jwks.lock().await;
+        let known = jwks.as_ref().and_then(|set| set.find(kid)).is_some();
+        if !known && self.may_fetch() {
+            match self.fetch(jwks_url).await {
+                Ok(set) => *jwks = Some(set),
+                Err(why) => {
+                    tracing::warn!(%why, url = jwks_url, "cannot fetch the issuer's JWKS");
+                    if jwks.is_none() {
+                        return Err(Refusal::Invalid(format!(
+                            "weir cannot fetch the issuer's signing keys ({why})"
+                        )));
+                    }
+                }
+            }
+        }
+        let jwk = jwks
+            .as_ref()
+            .and_then(|set| set.find(kid))
+            .ok_or_else(|| Refusal::Invalid(format!("the issuer has no signing key `{kid}`")))?;
+        DecodingKey::from_jwk(jwk)
+            .map_err(|e| Refusal::Invalid(format!("the issuer's key `{kid}` is unusable: {e}")))
+    }
+
+    fn may_fetch(&self) -> bool {
+        let Ok(mut at) = self.fetched_at.lock() else {
+            return false;
+        };
+        if at.is_some_and(|t| t.elapsed() < JWKS_REFETCH) {
+            return false;
+        }
+        *at = Some(Instant::now());
+        true
+    }
+
+    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
+        let http = match self.http.get() {
+            Some(http) => http,
+            None => {
+                // The host installs it at start; a gatekeeper made alone
+                // (tests) may be first.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let built = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+                self.http.get_or_init(|| built)
+            }
+        };
+        let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&body).map_err(|e| format!("not a JWKS: {e}"))
+    }
+
+    /// The protected-resource metadata (RFC 9728) for `resource`.
+    pub fn metadata(&self, resource: &str) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "resource": resource,
+            "bearer_methods_supported": ["header"],
+        });
+        if let TokenCheck::Jwt { issuer, .. } = &self.auth.check {
+            doc["authorization_servers"] = serde_json::json!([issuer]);
+        }
+        let scopes = self.auth.scopes_supported();
+        if !scopes.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(scopes);
+        }
+        doc
+    }
+
+    /// The `WWW-Authenticate` of a refusal; `metadata_url` is where the
+    /// protected-resource metadata is.
+    pub fn challenge(&self, refusal: &Refusal, metadata_url: &str) -> String {
+        let mut challenge = format!("Bearer resource_metadata=\"{metadata_url}\"");
+        let scopes = self.auth.scopes_supported();
+        if !scopes.is_empty() {
+            challenge.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+        }
+        if let Refusal::Invalid(why) = refusal {
+            let why = why.replace(['"', '\\'], "'");
+            challenge.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{why}\""
+            ));
+        }
+        challenge
+    }
+}
+
+/// Whether `granted` may see and call the tool clients know as `name`
+/// (every tool, where `auth` maps no scopes).
+pub fn allows(auth: &ServeAuth, granted: &Granted, name: &str) -> bool {
+    if auth.scopes.is_empty() {
+        return true;
+    }
+    granted.scopes.iter().any(|scope| {
+        auth.scopes
+            .get(scope)
+            .is_some_and(|patterns| patterns.iter().any(|p| matches(p, name)))
+    })
+}
+
+/// `*`, `prefix*` or an exact name.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+/// Equal, in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// A JWT error as a client can act on it.
+fn describe(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::InvalidAudience => "the token is for another resource (aud)".into(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer (iss)".into(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}`"),
+        ErrorKind::InvalidAlgorithm => "the token's algorithm does not fit the key".into(),
+        other => format!("the token does not verify ({other:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn keeper(scopes: &[(&str, &[&str])]) -> Gatekeeper {
+        Gatekeeper::new(ServeAuth {
+            check: TokenCheck::Static(vec!["0123456789abcdef-token".into()]),
+            scopes: scopes
+                .iter()
+                .map(|(s, p)| ((*s).to_owned(), p.iter().map(|x| (*x).to_owned()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+            protect_status: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn static_tokens_and_what_a_refusal_says() {
+        let k = keeper(&[]);
+        assert!(k.check(Some("Bearer 0123456789abcdef-token")).await.is_ok());
+        assert!(k.check(Some("bearer 0123456789abcdef-token")).await.is_ok());
+        assert_eq!(k.check(None).await, Err(Refusal::Missing));
+        assert_eq!(k.check(Some("Basic abc")).await, Err(Refusal::Missing));
+        let wrong = k.check(Some("Bearer 0123456789abcdef-toke")).await;
+        let Err(refusal) = wrong else {
+            panic!("accepted")
+        };
+        let challenge = k.challenge(&refusal, "http://h/.well-known/oauth-protected-resource");
+        assert!(challenge.starts_with(
+            "Bearer resource_metadata=\"http://h/.well-known/oauth-protected-resource\""
+        ));
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+
+    #[test]
+    fn scopes_decide_which_tools() {
+        let k = keeper(&[("read", &["hello", "test.echo"]), ("all", &["*"])]);
+        let with = |scopes: &[&str]| Granted {
+            subject: None,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let a = k.auth();
+        assert!(allows(a, &with(&["read"]), "hello"));
+        assert!(!allows(a, &with(&["read"]), "test.crash"));
+        assert!(allows(a, &with(&["all"]), "test.crash"));
+        assert!(!allows(a, &with(&[]), "hello"));
+        assert!(
+            allows(keeper(&[]).auth(), &with(&[]), "anything"),
+            "no map: every tool"
+        );
+    }
+}
