@@ -13,7 +13,8 @@ holding its tokens, for tests/tests/serve_auth.rs (loopback only).
         `read`), expired, for another audience, signed with the rogue key,
         and none, what happened — the Python SDK's Client listing tools and
         calling `hello` with a good token; the HTTP status and
-        WWW-Authenticate of a raw request with a bad one; and the
+        WWW-Authenticate of a raw request with a bad one (also one signed
+        HS256 with a made-up secret, the algorithm-confusion try); and the
         protected-resource metadata the challenge points to.
 """
 
@@ -136,6 +137,9 @@ def client(args):
         "wrong_audience": raw(args.url, mint("good", "http://127.0.0.1:1/other", "all", 300)),
         "rogue_key": raw(args.url, mint("rogue", args.resource, "all", 300)),
         "none": raw(args.url, None),
+        "symmetric": raw(args.url, jwt.encode(
+            {"iss": args.issuer, "aud": args.resource, "exp": int(time.time()) + 300},
+            "a-shared-secret-anyone-could-guess", algorithm="HS256", headers={"kid": "k1"})),
     }
     challenge = report["none"]["www_authenticate"] or ""
     found = re.search(r'resource_metadata="([^"]+)"', challenge)

@@ -1172,7 +1172,8 @@ impl Drop for Helper {
 /// `weir serve --http` behind `weir.auth` with JWTs, used by the Python
 /// SDK's client: a good token lists and calls (its scope deciding which
 /// tools it sees and may call); an expired one, one for another audience,
-/// one signed with a key the issuer never published, and none are each
+/// one signed with a key the issuer never published, one signed HS256 with
+/// a made-up secret, and none are each
 /// refused with 401 and a `WWW-Authenticate` naming the protected-resource
 /// metadata, which says where tokens come from.
 #[test]
@@ -1258,6 +1259,7 @@ fn jwt_auth_checks_tokens_and_scopes_hide_tools() {
         ("expired", "expired"),
         ("wrong_audience", "another resource"),
         ("rogue_key", "signature does not verify"),
+        ("symmetric", "only the issuer's public-key signatures"),
         ("none", "needs `Authorization: Bearer TOKEN`"),
     ] {
         let refused = &report[case];

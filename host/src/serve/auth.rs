@@ -115,10 +115,29 @@ impl Gatekeeper {
     ) -> Result<Granted, Refusal> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| Refusal::Invalid(format!("not a JWT: {e}")))?;
+        // Only the issuer's public keys sign: a symmetric algorithm would
+        // let anyone who has the public key sign with it as a secret.
+        if matches!(
+            header.alg,
+            jsonwebtoken::Algorithm::HS256
+                | jsonwebtoken::Algorithm::HS384
+                | jsonwebtoken::Algorithm::HS512
+        ) {
+            return Err(Refusal::Invalid(format!(
+                "the JWT is signed with {:?}; weir accepts only the issuer's public-key signatures",
+                header.alg
+            )));
+        }
         let kid = header
             .kid
             .ok_or_else(|| Refusal::Invalid("the JWT names no signing key (kid)".into()))?;
-        let key = self.key(&kid, jwks_url).await?;
+        let (key, declared) = self.key(&kid, jwks_url).await?;
+        if declared.is_some_and(|alg| alg != header.alg) {
+            return Err(Refusal::Invalid(format!(
+                "the JWT says {:?}, but the issuer's key `{kid}` is for {declared:?}",
+                header.alg
+            )));
+        }
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[resource]);
@@ -141,8 +160,13 @@ impl Gatekeeper {
         })
     }
 
-    /// The issuer's key `kid`, from the kept JWKS or a fresh one.
-    async fn key(&self, kid: &str, jwks_url: &str) -> Result<DecodingKey, Refusal> {
+    /// The issuer's key `kid`, from the kept JWKS or a fresh one, with the
+    /// algorithm the JWKS declares for it (if it does).
+    async fn key(
+        &self,
+        kid: &str,
+        jwks_url: &str,
+    ) -> Result<(DecodingKey, Option<jsonwebtoken::Algorithm>), Refusal> {
         let mut jwks = self.jwks.lock().await;
         let known = jwks.as_ref().and_then(|set| set.find(kid)).is_some();
         if !known && self.may_fetch() {
@@ -162,8 +186,13 @@ impl Gatekeeper {
             .as_ref()
             .and_then(|set| set.find(kid))
             .ok_or_else(|| Refusal::Invalid(format!("the issuer has no signing key `{kid}`")))?;
-        DecodingKey::from_jwk(jwk)
-            .map_err(|e| Refusal::Invalid(format!("the issuer's key `{kid}` is unusable: {e}")))
+        let declared = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| a.to_string().parse::<jsonwebtoken::Algorithm>().ok());
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| Refusal::Invalid(format!("the issuer's key `{kid}` is unusable: {e}")))?;
+        Ok((key, declared))
     }
 
     fn may_fetch(&self) -> bool {
