@@ -1359,3 +1359,52 @@ fn a_static_token_guards_mcp_and_metrics() {
     assert!(!served.log().contains(token), "{}", served.log());
     assert!(served.stop().success());
 }
+
+/// `/healthz` says the process is alive; `/readyz` that every upstream
+/// server is reachable (starting a shared server's session, the one calls
+/// will use), else `503` naming the one that is not.
+#[test]
+fn health_and_readiness_probes() {
+    let scratch = Scratch::new("serve-probes");
+    let plugins = plugins_dir(&scratch, &["hello"]);
+    let served = Served::start(&scratch, &plugins);
+    let addr = served.addr();
+    let alive = raw_http(&addr, "/healthz", "Accept: */*");
+    assert!(
+        alive.starts_with("HTTP/1.1 200") && alive.ends_with("ok"),
+        "{alive}"
+    );
+    let ready = raw_http(&addr, "/readyz", "Accept: */*");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(
+        ready.contains(r#""servers":{"builtin":"ok","test":"ok"}"#),
+        "{ready}"
+    );
+    assert_eq!(
+        scratch.sessions().len(),
+        1,
+        "the probe started the session calls use"
+    );
+    assert!(served.stop().success());
+
+    let broken = Scratch::new("serve-probes-broken");
+    let plugins = plugins_dir(&broken, &["hello"]);
+    let served = Served::start_with_env(
+        &broken,
+        &plugins,
+        json!({}),
+        json!({"gone": {"command": "/nonexistent/mcp-server"}}),
+        &[],
+    );
+    let addr = served.addr();
+    assert!(raw_http(&addr, "/healthz", "Accept: */*").starts_with("HTTP/1.1 200"));
+    let unready = raw_http(&addr, "/readyz", "Accept: */*");
+    assert!(unready.starts_with("HTTP/1.1 503"), "{unready}");
+    assert!(unready.contains(r#""ready":false"#), "{unready}");
+    assert!(unready.contains(r#""test":"ok""#), "{unready}");
+    assert!(
+        unready.contains(r#""gone":"unavailable: server `gone` failed to start: command `/nonexistent/mcp-server` not found""#),
+        "{unready}"
+    );
+    assert!(served.stop().success());
+}

@@ -74,6 +74,8 @@ pub struct Routes {
     max_body_bytes: usize,
     /// Checks bearer tokens, where `weir.auth` asks for them.
     gatekeeper: Option<Arc<super::auth::Gatekeeper>>,
+    /// Cancelled when weir serve is stopping: `/readyz` says so.
+    stopping: CancellationToken,
 }
 
 impl Routes {
@@ -96,6 +98,7 @@ impl Routes {
                 [format!("http://{h}:*"), format!("https://{h}:*")]
             })
             .collect();
+        let stopping = stop.clone();
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(allowed_hosts.clone())
             .with_allowed_origins(origins)
@@ -117,6 +120,7 @@ impl Routes {
             body_timeout: limits.body_timeout,
             max_body_bytes: limits.max_body_bytes,
             gatekeeper,
+            stopping,
         }
     }
 
@@ -130,6 +134,7 @@ impl Routes {
             body_timeout: limits.body_timeout,
             max_body_bytes: limits.max_body_bytes,
             gatekeeper,
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -229,6 +234,22 @@ impl Routes {
                 response.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,
                     hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
+            ("/healthz", _) if request.method() == Method::GET => text(StatusCode::OK, "ok".into()),
+            ("/readyz", _) if request.method() == Method::GET => {
+                let stopping = self.stopping.is_cancelled();
+                let (ready, report) = super::health::readiness(&self.host, stopping).await;
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                let mut response = text(status, report.to_string());
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
                 );
                 response
             }

@@ -12,6 +12,7 @@
 //! - [`http`]: streamable HTTP, `/metrics`, the DNS-rebinding check.
 //! - [`auth`]: `weir.auth` — bearer tokens (static, or JWTs checked against
 //!   the issuer's JWKS), the protected-resource metadata, scopes to tools.
+//! - [`health`]: `/healthz` and `/readyz`, for probes.
 //! - [`connection`]: each HTTP connection bounded (count, header and idle
 //!   timeouts).
 //! - [`sessions`]: legacy MCP sessions, capped.
@@ -25,6 +26,7 @@ pub mod code_docs;
 pub mod code_tools;
 pub mod connection;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod passthrough;
 pub mod sessions;
