@@ -1353,6 +1353,10 @@ fn a_static_token_guards_mcp_and_metrics() {
     let wrong = list("Authorization: Bearer not-the-token-at-all-no\r\n");
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     assert!(wrong.contains("invalid_token"), "{wrong}");
+    // The probes stay open; readiness says yes or no, no more.
+    let ready = raw_http(&addr, "/readyz", "Accept: */*");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.ends_with(r#"{"ready":true}"#), "{ready}");
     let listed = list(&format!("{bearer}\r\n"));
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
     assert!(listed.contains("\"hello\""), "{listed}");

@@ -240,7 +240,16 @@ impl Routes {
             ("/healthz", _) if request.method() == Method::GET => text(StatusCode::OK, "ok".into()),
             ("/readyz", _) if request.method() == Method::GET => {
                 let stopping = self.stopping.is_cancelled();
-                let (ready, report) = super::health::readiness(&self.host, stopping).await;
+                let (ready, mut report) = super::health::readiness(&self.host, stopping).await;
+                // Behind `protect_status` the probe still answers, but
+                // says no more than yes or no to whoever asks.
+                if self
+                    .gatekeeper
+                    .as_ref()
+                    .is_some_and(|k| k.auth().protect_status)
+                {
+                    report = serde_json::json!({"ready": ready});
+                }
                 let status = if ready {
                     StatusCode::OK
                 } else {
