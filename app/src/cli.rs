@@ -178,9 +178,15 @@ struct InspectArgs {
 
 #[derive(Debug, Args)]
 struct StatsArgs {
-    /// Where `weir serve --http` (or `--metrics`) listens.
-    #[arg(long, default_value = "http://127.0.0.1:7070", value_name = "URL")]
-    url: String,
+    /// Where `weir serve --http` (or `--metrics`) listens; give it once
+    /// per replica of a fleet, and the figures are summed.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:7070",
+        value_name = "URL",
+        num_args = 1
+    )]
+    url: Vec<String>,
     /// Redraw every two seconds until Ctrl-C.
     #[arg(long, conflicts_with = "json")]
     watch: bool,
@@ -905,12 +911,26 @@ fn render_inspection(r: &serde_json::Value) -> String {
 }
 
 async fn stats(args: StatsArgs) -> Result<ExitCode> {
+    // Every replica's figures, summed; one that cannot be read is named
+    // (on stderr) and left out, and only all failing is an error.
     let read = || async {
-        let text = crate::stats::fetch_metrics(&args.url)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let texts = join_all(args.url.iter().map(|url| crate::stats::fetch_metrics(url))).await;
+        let mut replicas = Vec::new();
+        let mut failed = Vec::new();
+        for (url, text) in args.url.iter().zip(texts) {
+            match text {
+                Ok(text) => replicas.push(weir_host::serve::status::parse(&text)),
+                Err(e) => failed.push(format!("{url}: {e}")),
+            }
+        }
+        if replicas.is_empty() {
+            anyhow::bail!("{}", failed.join("; "));
+        }
+        for failure in &failed {
+            eprintln!("weir stats: left out {failure}");
+        }
         Ok::<_, anyhow::Error>(weir_host::serve::status::summarize(
-            &weir_host::serve::status::parse(&text),
+            &weir_host::serve::status::merge(&replicas),
         ))
     };
     if !args.watch {
@@ -931,7 +951,7 @@ async fn stats(args: StatsArgs) -> Result<ExitCode> {
             // Home, clear, redraw: the figures change in place.
             print!(
                 "\x1b[H\x1b[2J{} — {}\n\n{screen}",
-                args.url,
+                args.url.join(", "),
                 humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             );
             let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -141,7 +141,20 @@ impl Metrics {
     /// An empty registry with every family registered, so each appears in
     /// the output (with its help text) before anything happened.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("weir");
+        Self::for_replica(None)
+    }
+
+    /// [`Metrics::new`], every sample labelled `replica="NAME"` when
+    /// given (`weir.replica`): one replica of a fleet tells itself apart
+    /// in a shared Prometheus, and `weir stats` sums across them.
+    pub fn for_replica(replica: Option<&str>) -> Self {
+        let labels = replica.map(|name| {
+            (
+                std::borrow::Cow::Borrowed("replica"),
+                std::borrow::Cow::Owned(name.to_owned()),
+            )
+        });
+        let mut registry = Registry::with_prefix_and_labels("weir", labels.into_iter());
         let sessions_opened = Family::default();
         let http_connections = Family::default();
         let restarts = Family::default();
@@ -410,6 +423,29 @@ mod tests {
 
     /// Every family is in the output from the start, and what is recorded
     /// shows up under the right labels.
+    #[test]
+    fn a_replica_labels_every_sample() {
+        let m = Metrics::for_replica(Some("weir-0"));
+        m.record_call("time", "now", Duration::from_millis(2), Ok(()));
+        m.run_started("hello").finish("ok");
+        let text = m.render([ServerNow {
+            name: "time".to_owned(),
+            live: 1,
+            oldest: None,
+            circuit_open: false,
+            protocol: None,
+        }]);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(!samples.is_empty());
+        for sample in samples {
+            assert!(sample.contains("replica=\"weir-0\""), "{sample}");
+        }
+        assert!(!Metrics::new().render([]).contains("replica="));
+    }
+
     #[test]
     fn renders_what_was_recorded() {
         let m = Metrics::new();

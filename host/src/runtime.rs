@@ -74,7 +74,7 @@ impl Host {
             .scratch_root
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::for_replica(config.replica.as_deref()));
         let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref(), scratch_root)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one

@@ -1412,3 +1412,67 @@ fn health_and_readiness_probes() {
     );
     assert!(served.stop().success());
 }
+
+/// A fleet's view: each replica labels its metrics with `weir.replica`,
+/// and `weir stats --url A --url B` sums them (a replica that cannot be
+/// read is named and left out).
+#[test]
+fn stats_sum_the_replicas_of_a_fleet() {
+    let mut fleet = Vec::new();
+    for (name, calls) in [("r1", "10"), ("r2", "6")] {
+        let scratch = Scratch::new(&format!("serve-fleet-{name}"));
+        let plugins = plugins_dir(&scratch, &["fanout"]);
+        let served = Served::start_with(&scratch, &plugins, json!({"replica": name}));
+        let report = run_client(&[
+            "--server".into(),
+            "test".into(),
+            "--calls".into(),
+            calls.into(),
+            "--concurrency".into(),
+            "2".into(),
+            "http".into(),
+            served.mcp_url(),
+        ]);
+        assert_eq!(report["correct"].to_string(), calls, "{report}");
+        let metrics = raw_http(&served.addr(), "/metrics", "Accept: */*");
+        assert!(
+            metrics.contains(&format!(
+                "weir_upstream_sessions_opened_total{{replica=\"{name}\",server=\"test\"}} 1"
+            )),
+            "{metrics}"
+        );
+        fleet.push((scratch, served));
+    }
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let out = Command::new(WEIR)
+        .args(["stats", "--json"])
+        .args(["--url", &fleet[0].1.base, "--url", &fleet[1].1.base])
+        .args(["--url", &format!("http://{gone}")])
+        .output()
+        .expect("weir stats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("left out http://{gone}")),
+        "{stderr}"
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    let row = |list: &str, key: &str, name: &str| {
+        stats[list]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r[key] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} in {stats}"))
+    };
+    assert_eq!(row("servers", "server", "test")["sessions_opened"], 2.0);
+    assert_eq!(row("servers", "server", "test")["sessions_live"], 2.0);
+    assert_eq!(row("plugins", "plugin", "fanout")["runs"], 16.0);
+    for (_, served) in fleet {
+        assert!(served.stop().success());
+    }
+}

@@ -92,6 +92,9 @@ pub struct Config {
     /// Who may use `weir serve --http` (`weir.auth`); `None`: anyone who
     /// can reach it.
     pub serve_auth: Option<ServeAuth>,
+    /// This process's name in a fleet (`weir.replica`, e.g.
+    /// `"${POD_NAME}"`): the `replica` label on every metric.
+    pub replica: Option<String>,
 }
 
 /// How `weir serve` names the upstream tools it passes through.
@@ -501,6 +504,7 @@ impl Default for Config {
             http: HttpLimits::default(),
             code_mode: false,
             serve_auth: None,
+            replica: None,
         }
     }
 }
@@ -575,6 +579,19 @@ impl Config {
         let servers = servers::read(raw.mcp_servers, builtin, &ctx)?;
         let grants = grants::read(&raw.weir, &servers, &settings.limits, builtin, &ctx)?;
         let serve_auth = auth::read(raw.weir.auth, &ctx)?;
+        let replica = match &raw.weir.replica {
+            Some(name) => {
+                let name = ctx.expand("weir.replica".into(), name)?;
+                if name.is_empty() || name.contains(['"', '\\', '\n']) {
+                    return Err(ctx.invalid(
+                        "weir.replica".into(),
+                        format!("`{name}` is not a usable replica name"),
+                    ));
+                }
+                Some(name)
+            }
+            None => None,
+        };
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
@@ -592,6 +609,7 @@ impl Config {
             http: settings.http,
             code_mode: grants.code_mode,
             serve_auth,
+            replica,
         })
     }
 }

@@ -129,6 +129,8 @@ pub(super) struct RawWeir {
     pub(super) http_max_body_bytes: Option<usize>,
     /// `weir serve --http`: who may call it (see [`super::auth`]).
     pub(super) auth: Option<super::auth::RawAuth>,
+    /// This process's name in a fleet: the metrics' `replica` label.
+    pub(super) replica: Option<String>,
 }
 
 /// A JSON object read into a map, refusing a key given twice: serde's own

@@ -25,6 +25,32 @@ pub fn parse(text: &str) -> Vec<Sample> {
         .collect()
 }
 
+/// The samples of several replicas' `/metrics` as one weir's: the same
+/// metric with the same labels (a `replica` label aside) summed — counts,
+/// sessions, runs in flight, histogram buckets — except the oldest
+/// session's age, which is the oldest of any.
+pub fn merge(replicas: &[Vec<Sample>]) -> Vec<Sample> {
+    let mut merged: BTreeMap<(String, BTreeMap<String, String>), f64> = BTreeMap::new();
+    for sample in replicas.iter().flatten() {
+        let mut labels = sample.labels.clone();
+        labels.remove("replica");
+        let slot = merged.entry((sample.name.clone(), labels)).or_insert(0.0);
+        if sample.name == "weir_upstream_session_age_seconds" {
+            *slot = slot.max(sample.value);
+        } else {
+            *slot += sample.value;
+        }
+    }
+    merged
+        .into_iter()
+        .map(|((name, labels), value)| Sample {
+            name,
+            labels,
+            value,
+        })
+        .collect()
+}
+
 /// `name{key="value",...} value` or `name value`.
 fn parse_line(line: &str) -> Option<Sample> {
     let name_end = line.find(['{', ' '])?;
@@ -425,6 +451,24 @@ setInterval(async () => {{
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_sum_into_one() {
+        let one = parse(
+            "weir_tool_calls_total{replica=\"a\",server=\"s\",tool=\"t\"} 3\n\
+             weir_upstream_session_age_seconds{replica=\"a\",server=\"s\"} 10\n\
+             weir_plugin_runs_in_flight{replica=\"a\",plugin=\"p\"} 1\n",
+        );
+        let two = parse(
+            "weir_tool_calls_total{replica=\"b\",server=\"s\",tool=\"t\"} 4\n\
+             weir_upstream_session_age_seconds{replica=\"b\",server=\"s\"} 25\n\
+             weir_plugin_runs_in_flight{replica=\"b\",plugin=\"p\"} 2\n",
+        );
+        let stats = summarize(&merge(&[one, two]));
+        assert_eq!(stats.tools[0].calls, 7.0);
+        assert_eq!(stats.servers[0].oldest_session_s, 25.0, "the oldest of any");
+        assert_eq!(stats.plugins[0].in_flight, 3.0);
+    }
 
     /// Labels with escapes, values, infinities; and the rows built from
     /// them, with quantiles from the buckets.
