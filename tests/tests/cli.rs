@@ -298,3 +298,82 @@ fn inspect_reports_what_a_plugin_is() {
         "{report}"
     );
 }
+
+/// deploy/: the Kubernetes manifests validate against the API's schemas
+/// (`kubernetes-validate --strict`, from PyPI); the ConfigMap's config is
+/// one weir accepts, with the replica name and token the Deployment gives
+/// it; the probes are weir's; the pod's grace outlasts weir's own.
+#[test]
+fn deployment_files_are_valid_and_agree_with_weir() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifests: Vec<_> = ["configmap", "deployment", "secret", "service"]
+        .iter()
+        .map(|m| root.join(format!("deploy/kubernetes/{m}.yaml")))
+        .collect();
+    let venv = root.join("tests/py/.venv/bin");
+    let out = Command::new(venv.join("kubernetes-validate"))
+        .arg("--strict")
+        .args(&manifests)
+        .output()
+        .expect("run kubernetes-validate (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The manifests as JSON, read by PyYAML (kubernetes-validate's own).
+    let out = Command::new(venv.join("python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps([yaml.safe_load(open(f)) for f in sys.argv[1:]]))",
+        ])
+        .args(&manifests)
+        .output()
+        .expect("read the manifests");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (configmap, deployment) = (&docs[0], &docs[1]);
+    let weir_json = configmap["data"]["weir.json"].as_str().expect("weir.json");
+    let env = |name: &str| match name {
+        "POD_NAME" => Some("weir-7d9f-abcde".to_owned()),
+        "WEIR_SERVE_TOKEN" => Some("a-long-random-token-from-the-secret".to_owned()),
+        _ => None,
+    };
+    let config = weir_host::config::Config::from_json(
+        &root.join("deploy/kubernetes/weir.json"),
+        weir_json,
+        env,
+    )
+    .expect("the ConfigMap's config is valid");
+    assert_eq!(config.replica.as_deref(), Some("weir-7d9f-abcde"));
+    assert!(config.serve_auth.is_some(), "behind a token");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let env_names: Vec<&str> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(env_names, ["POD_NAME", "WEIR_SERVE_TOKEN"]);
+    let grace = pod["terminationGracePeriodSeconds"].as_f64().expect("grace");
+    assert!(
+        grace > config.sessions.shutdown_grace.as_secs_f64(),
+        "the pod is killed only after weir's own grace"
+    );
+    // The container's command line is one `weir serve` takes.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(args[0], "serve");
+    let help = text(&weir(&["serve", "--help"]).stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(flag), "weir serve has {flag}");
+    }
+}
