@@ -187,6 +187,15 @@ struct StatsArgs {
         num_args = 1
     )]
     url: Vec<String>,
+    /// The bearer token, where `weir.auth.protect_status` guards
+    /// `/metrics`.
+    #[arg(
+        long,
+        env = "WEIR_STATS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
     /// Redraw every two seconds until Ctrl-C.
     #[arg(long, conflicts_with = "json")]
     watch: bool,
@@ -914,7 +923,13 @@ async fn stats(args: StatsArgs) -> Result<ExitCode> {
     // Every replica's figures, summed; one that cannot be read is named
     // (on stderr) and left out, and only all failing is an error.
     let read = || async {
-        let texts = join_all(args.url.iter().map(|url| crate::stats::fetch_metrics(url))).await;
+        let token = args.token.as_deref();
+        let texts = join_all(
+            args.url
+                .iter()
+                .map(|url| crate::stats::fetch_metrics(url, token)),
+        )
+        .await;
         let mut replicas = Vec::new();
         let mut failed = Vec::new();
         for (url, text) in args.url.iter().zip(texts) {

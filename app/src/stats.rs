@@ -19,7 +19,7 @@ pub fn render_text(stats: &Stats) -> String {
 
 /// Fetches `base` + `/metrics` from a running `weir serve` (plain HTTP,
 /// as weir serves it).
-pub async fn fetch_metrics(base: &str) -> Result<String, String> {
+pub async fn fetch_metrics(base: &str, token: Option<&str>) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = base
         .strip_prefix("http://")
@@ -33,8 +33,12 @@ pub async fn fetch_metrics(base: &str) -> Result<String, String> {
     .await
     .map_err(|_| format!("no answer from {authority} within 10 s"))?
     .map_err(|e| format!("cannot connect to {authority}: {e} (is `weir serve --http` running?)"))?;
-    let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {authority}\r\n{authorization}Connection: close\r\n\r\n"
+    );
     stream
         .write_all(request.as_bytes())
         .await
@@ -52,6 +56,11 @@ pub async fn fetch_metrics(base: &str) -> Result<String, String> {
         .split_once("\r\n\r\n")
         .ok_or("the reply is not HTTP")?;
     let status = head.lines().next().unwrap_or("");
+    if status.contains(" 401 ") {
+        return Err(format!(
+            "{base}/metrics needs a token (weir.auth.protect_status): give --token or WEIR_STATS_TOKEN"
+        ));
+    }
     if !status.contains(" 200 ") {
         return Err(format!("{base}/metrics answered `{status}`"));
     }

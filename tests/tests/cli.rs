@@ -359,7 +359,9 @@ fn deployment_files_are_valid_and_agree_with_weir() {
         .filter_map(|e| e["name"].as_str())
         .collect();
     assert_eq!(env_names, ["POD_NAME", "WEIR_SERVE_TOKEN"]);
-    let grace = pod["terminationGracePeriodSeconds"].as_f64().expect("grace");
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_f64()
+        .expect("grace");
     assert!(
         grace > config.sessions.shutdown_grace.as_secs_f64(),
         "the pod is killed only after weir's own grace"

@@ -1360,6 +1360,23 @@ fn a_static_token_guards_mcp_and_metrics() {
     let listed = list(&format!("{bearer}\r\n"));
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
     assert!(listed.contains("\"hello\""), "{listed}");
+    // `weir stats` needs the token too, and says so.
+    let stats = |token: Option<&str>| {
+        let mut command = Command::new(WEIR);
+        command.args(["stats", "--json", "--url", &served.base]);
+        if let Some(token) = token {
+            command.env("WEIR_STATS_TOKEN", token);
+        }
+        command.output().expect("weir stats")
+    };
+    let refused = stats(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs a token"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(stats(Some(token)).status.success());
     assert!(!served.log().contains(token), "{}", served.log());
     assert!(served.stop().success());
 }
