@@ -180,19 +180,8 @@ async fn tool_changes_arrive_on_a_listen_stream_over_http() {
         .await,
         "weir opened one listen stream"
     );
-    assert_eq!(
-        host.run(&testbed, "call:test:enable_late:")
-            .await
-            .expect("runs"),
-        "ok:enabled"
-    );
     assert!(
-        support::eventually(Duration::from_secs(30), || async {
-            host.run(&testbed, "list")
-                .await
-                .is_ok_and(|l| l.contains("test/late"))
-        })
-        .await,
+        support::late_appears(&host, &testbed, "enable_late", Duration::from_secs(30)).await,
         "the new tool is listed"
     );
     assert_eq!(

@@ -310,19 +310,8 @@ async fn list_changed_refreshes_the_tools_on_both_revisions() {
                 .expect("runs")
                 .starts_with("not-found:")
         );
-        assert_eq!(
-            host.run(&testbed, "call:test:enable_late:")
-                .await
-                .expect("runs"),
-            "ok:enabled"
-        );
         assert!(
-            eventually(Duration::from_secs(10), || async {
-                host.run(&testbed, "list")
-                    .await
-                    .is_ok_and(|l| l.contains("test/late"))
-            })
-            .await,
+            support::late_appears(&host, &testbed, "enable_late", Duration::from_secs(10)).await,
             "{protocol}: list-tools shows the new tool"
         );
         assert_eq!(
@@ -399,18 +388,13 @@ async fn a_zero_cache_hint_refetches_for_readers_not_for_calls() {
         );
     }
     assert_eq!(scratch.events("list-tools"), 1, "calls do not list");
-    assert_eq!(
-        host.run(&testbed, "call:test:enable_late_quietly:")
-            .await
-            .expect("runs"),
-        "ok:enabled"
-    );
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            host.run(&testbed, "list")
-                .await
-                .is_ok_and(|l| l.contains("test/late"))
-        })
+        support::late_appears(
+            &host,
+            &testbed,
+            "enable_late_quietly",
+            Duration::from_secs(30)
+        )
         .await,
         "a reader sees the new tool once the list is stale"
     );

@@ -214,3 +214,20 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Calls the test server's `enable` tool through `testbed` (it adds the
+/// tool `late`: `enable_late`, `enable_late_quietly`), then waits up to
+/// `limit` for `list-tools` to show `test/late`; whether it did.
+pub async fn late_appears(host: &Host, testbed: &Plugin, enable: &str, limit: Duration) -> bool {
+    let enabled = host
+        .run(testbed, &format!("call:test:{enable}:"))
+        .await
+        .expect("runs");
+    assert_eq!(enabled, "ok:enabled");
+    eventually(limit, || async {
+        host.run(testbed, "list")
+            .await
+            .is_ok_and(|l| l.contains("test/late"))
+    })
+    .await
+}
