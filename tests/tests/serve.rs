@@ -515,23 +515,16 @@ fn a_2026_client_closing_its_stream_cancels_the_run() {
     let scratch = Scratch::new("serve-cancel-2026");
     let plugins = plugins_dir(&scratch, &["testbed"]);
     let served = Served::start(&scratch, &plugins);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "testbed", "arguments": {"input": "call:test:hang:"},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}})
-    .to_string();
     let addr = served.addr();
+    let call = support::serve::request_text_2026(
+        &addr,
+        "tools/call",
+        Some("testbed"),
+        json!({"name": "testbed", "arguments": {"input": "call:test:hang:"}}),
+        "",
+    );
     let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-         Mcp-Method: tools/call\r\nMcp-Name: testbed\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the call");
+    stream.write_all(call.as_bytes()).expect("send the call");
     assert!(
         wait_for(Duration::from_secs(30), || scratch.events("call hang") == 1),
         "the upstream call started"
@@ -1325,19 +1318,8 @@ fn a_static_token_guards_mcp_and_metrics() {
         "the token opens /metrics"
     );
     let list = |authorization: &str| {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}})
-        .to_string();
-        let text = support::serve::request_text(&addr, None, &body).replacen(
-            "POST /mcp HTTP/1.1\r\n",
-            &format!(
-                "POST /mcp HTTP/1.1\r\n{authorization}MCP-Protocol-Version: 2026-07-28\r\n\
-                 Mcp-Method: tools/list\r\n"
-            ),
-            1,
-        );
+        let text =
+            support::serve::request_text_2026(&addr, "tools/list", None, json!({}), authorization);
         let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
         stream.write_all(text.as_bytes()).expect("send");
         let mut reply = String::new();

@@ -257,6 +257,36 @@ pub fn request_text(addr: &str, session: Option<&str>, body: &str) -> String {
     )
 }
 
+/// A 2026-07-28 request to `/mcp`, as text: `method` with `params` and
+/// the `_meta` that revision puts on every request, its standard headers
+/// (`Mcp-Name` naming `name`, where given) and `extra` ones (each ending
+/// in CRLF).
+pub fn request_text_2026(
+    addr: &str,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+    extra: &str,
+) -> String {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let name = name
+        .map(|n| format!("Mcp-Name: {n}\r\n"))
+        .unwrap_or_default();
+    request_text(addr, None, &body).replacen(
+        "POST /mcp HTTP/1.1\r\n",
+        &format!(
+            "POST /mcp HTTP/1.1\r\n{extra}MCP-Protocol-Version: 2026-07-28\r\n\
+             Mcp-Method: {method}\r\n{name}"
+        ),
+        1,
+    )
+}
+
 /// One POST to `/mcp`; the whole reply.
 pub fn post(addr: &str, session: Option<&str>, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
