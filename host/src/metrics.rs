@@ -107,6 +107,8 @@ pub struct Metrics {
     registry: Registry,
     sessions_opened: Family<ServerLabel, Counter>,
     http_connections: Family<ServerLabel, Counter>,
+    oauth_refreshes: Family<ServerLabel, Counter>,
+    oauth_failures: Family<ServerLabel, Counter>,
     restarts: Family<ServerLabel, Counter>,
     live_sessions: Family<ServerLabel, Gauge>,
     session_age: Family<ServerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -157,6 +159,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix_and_labels("weir", labels.into_iter());
         let sessions_opened = Family::default();
         let http_connections = Family::default();
+        let oauth_refreshes = Family::default();
+        let oauth_failures = Family::default();
         let restarts = Family::default();
         let live_sessions = Family::default();
         let session_age = Family::default();
@@ -180,6 +184,16 @@ impl Metrics {
             "TCP connections weir opened (or tried to) to a remote server since start; \
              keep-alive connections reused by later requests count once",
             http_connections.clone(),
+        );
+        registry.register(
+            "upstream_oauth_refreshes",
+            "OAuth access tokens refreshed for a remote server",
+            oauth_refreshes.clone(),
+        );
+        registry.register(
+            "upstream_oauth_failures",
+            "OAuth refreshes and sign-ins for a remote server that failed",
+            oauth_failures.clone(),
         );
         registry.register(
             "upstream_restarts",
@@ -250,6 +264,8 @@ impl Metrics {
             registry,
             sessions_opened,
             http_connections,
+            oauth_refreshes,
+            oauth_failures,
             restarts,
             live_sessions,
             session_age,
@@ -279,6 +295,17 @@ impl Metrics {
     }
 
     /// The connections opened to one remote server.
+    /// The OAuth counters of remote server `server`: (refreshes, failures).
+    pub fn oauth_counters(&self, server: &str) -> (Tally, Tally) {
+        let label = ServerLabel {
+            server: server.to_owned(),
+        };
+        (
+            Tally(self.oauth_refreshes.get_or_create_owned(&label)),
+            Tally(self.oauth_failures.get_or_create_owned(&label)),
+        )
+    }
+
     pub fn http_connections(&self, server: &str) -> Tally {
         Tally(self.http_connections.get_or_create_owned(&ServerLabel {
             server: server.to_owned(),

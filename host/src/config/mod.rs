@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::policy::{Policy, ToolPattern};
+pub use oauth::{Grant, OAuthSettings, PrivateKey};
 
 mod auth;
 mod expand;
 mod grants;
+mod oauth;
 mod raw;
 mod servers;
 mod settings;
@@ -347,6 +349,9 @@ pub struct HttpServer {
     /// Sent with every request (`Authorization`, API keys): checked when
     /// the config was read, so a bad one never reaches a request.
     pub headers: http::HeaderMap,
+    /// How weir authorizes when the server asks for OAuth (`"oauth"`);
+    /// unused when `headers` carry an `Authorization` of their own.
+    pub oauth: OAuthSettings,
 }
 
 impl HttpServer {
@@ -361,6 +366,7 @@ impl std::fmt::Debug for HttpServer {
         f.debug_struct("HttpServer")
             .field("url", &self.shown())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -886,12 +892,66 @@ mod tests {
                     http::header::AUTHORIZATION,
                     http::HeaderValue::from_static("Bearer s3cret"),
                 )]),
+                oauth: OAuthSettings::default(),
             })
         );
         assert!(
             !format!("{:?}", config.servers["remote"]).contains("s3cret"),
             "Debug shows no header value"
         );
+    }
+
+    /// A remote server's `"oauth"`: secrets expanded and hidden, bad
+    /// combinations named.
+    #[test]
+    fn reads_oauth_settings() {
+        let config = parse(
+            r#"{"mcpServers": {"remote": {"url": "https://mcp.example/mcp",
+                "oauth": {"client_id": "weir", "client_secret": "${TOKEN}",
+                          "scopes": ["read", "write"], "redirect_port": 33418,
+                          "client_metadata_url": "https://weir.example/client.json"}}}}"#,
+        )
+        .expect("valid config");
+        let Transport::Http(http) = &config.servers["remote"].transport else {
+            panic!("an HTTP server");
+        };
+        assert_eq!(http.oauth.client_id.as_deref(), Some("weir"));
+        assert_eq!(http.oauth.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(http.oauth.scopes, ["read", "write"]);
+        assert_eq!(http.oauth.redirect_port, Some(33418));
+        assert_eq!(http.oauth.grant, Grant::AuthorizationCode);
+        assert!(!format!("{:?}", config.servers["remote"]).contains("s3cret"));
+
+        for (oauth, expected) in [
+            (r#"{"client_secret": "x"}"#, "give its \"client_id\" too"),
+            (
+                r#"{"grant": "client_credentials"}"#,
+                "needs the registered \"client_id\"",
+            ),
+            (
+                r#"{"client_id": "a", "grant": "client_credentials"}"#,
+                "needs \"client_secret\"",
+            ),
+            (r#"{"grant": "implicit"}"#, "unknown grant \"implicit\""),
+            (
+                r#"{"client_metadata_url": "http://a.example/c.json"}"#,
+                "not an https URL",
+            ),
+            (r#"{"scopes": ["a b"]}"#, "not a scope"),
+            (
+                r#"{"client_id": "a", "grant": "client_credentials", "private_key_file": "/nonexistent/k.pem"}"#,
+                "cannot read /nonexistent/k.pem",
+            ),
+            (r#"{"colour": "red"}"#, "unknown field `colour`"),
+        ] {
+            let text = format!(
+                r#"{{"mcpServers": {{"remote": {{"url": "https://mcp.example/mcp", "oauth": {oauth}}}}}}}"#
+            );
+            let error = error_of(&text);
+            assert!(error.contains(expected), "{oauth}: {error}");
+        }
+        let stdio = error_of(r#"{"mcpServers": {"local": {"command": "x", "oauth": {}}}}"#);
+        assert!(stdio.contains("mcpServers.local.oauth"), "{stdio}");
     }
 
     /// Per-server session settings: pool, scope, timeouts, ping.

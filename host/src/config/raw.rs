@@ -73,6 +73,8 @@ pub(super) struct RawServer {
     pub(super) protocol: Option<String>,
     /// What to answer a server's request for input.
     pub(super) elicitation: Option<String>,
+    /// How to authorize to a remote server that asks for OAuth.
+    pub(super) oauth: Option<super::oauth::RawOAuth>,
     #[serde(flatten)]
     pub(super) other: BTreeMap<String, serde_json::Value>,
 }

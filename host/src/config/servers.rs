@@ -54,6 +54,12 @@ pub(super) fn read(
         for key in server.other.keys() {
             tracing::debug!(server = %name, key = %key, "ignoring config key weir does not use");
         }
+        if server.oauth.is_some() && server.url.is_none() {
+            return Err(ctx.invalid(
+                at(".oauth"),
+                "\"oauth\" is for remote servers (with a \"url\")".into(),
+            ));
+        }
         let transport = match (server.transport.as_deref(), &server.url, &server.command) {
             (Some("sse"), _, _) => {
                 return Err(ctx.invalid(
@@ -89,7 +95,15 @@ pub(super) fn read(
                         .map_err(|m| ctx.invalid(at(&format!(".headers.{k}")), m))?;
                     headers.append(name, value);
                 }
-                Transport::Http(HttpServer { url, headers })
+                let oauth = match server.oauth {
+                    Some(raw) => super::oauth::read(raw, &at(".oauth"), ctx)?,
+                    None => Default::default(),
+                };
+                Transport::Http(HttpServer {
+                    url,
+                    headers,
+                    oauth,
+                })
             }
             (_, None, command) => {
                 let (command, written) = match command.as_deref().map(str::trim) {

@@ -26,6 +26,7 @@ mod lane;
 mod lifecycle;
 mod listen;
 mod live;
+pub mod oauth;
 mod outbox;
 mod pinger;
 mod pool;
@@ -118,6 +119,7 @@ impl Sessions {
                                 tracing::warn!(server = %name, %error, "cannot build a pooled HTTP client; each request opens a connection");
                             })
                             .ok(),
+                        oauth: oauth_for(name, h, &metrics),
                     },
                 };
                 let (opened, restarts) = metrics.server_counters(name);
@@ -303,6 +305,33 @@ impl Sessions {
         self.reaper.close();
         self.reaper.wait().await;
     }
+}
+
+/// The OAuth client of a remote server, unless its config sends an
+/// `Authorization` header of its own (a static token wins) or there is
+/// nowhere to keep tokens (no home directory).
+fn oauth_for(name: &str, server: &HttpServer, metrics: &Metrics) -> Option<Arc<oauth::Authorizer>> {
+    if server.headers.contains_key(http::header::AUTHORIZATION) {
+        return None;
+    }
+    let Some(state_dir) = oauth::default_state_dir() else {
+        tracing::warn!(server = %name, "no state directory (set WEIR_STATE_DIR or HOME): weir cannot keep OAuth tokens for this server");
+        return None;
+    };
+    Some(Arc::new(oauth::Authorizer::new(
+        name,
+        &server.url,
+        server.oauth.clone(),
+        &state_dir,
+        oauth::Person::detect(),
+        {
+            let (refreshes, failures) = metrics.oauth_counters(name);
+            oauth::OAuthTallies {
+                refreshes,
+                failures,
+            }
+        },
+    )))
 }
 
 /// The rmcp client settings for a remote server (its headers were parsed

@@ -38,6 +38,9 @@ pub(crate) enum Connect {
     Http {
         config: StreamableHttpClientTransportConfig,
         client: Option<reqwest::Client>,
+        /// Tokens for a server behind OAuth (`None`: no OAuth, e.g. a
+        /// static `Authorization` header).
+        oauth: Option<Arc<super::oauth::Authorizer>>,
     },
 }
 
@@ -278,19 +281,27 @@ impl Slot {
             Connect::Http {
                 config,
                 client: pooled,
+                oauth,
             } => {
                 server.opened.inc();
-                let transport = match pooled {
-                    Some(pooled) => {
-                        StreamableHttpClientTransport::with_client(pooled.clone(), config.clone())
+                // No pooled client could be built (no TLS provider, say):
+                // rmcp's own, which opens a connection per request.
+                let http = pooled.clone().unwrap_or_default();
+                let outcome = match oauth {
+                    Some(oauth) => {
+                        let http = super::oauth::Authorized::new(http, oauth.clone());
+                        let transport =
+                            StreamableHttpClientTransport::with_client(http, config.clone());
+                        self.handshake(client.serve_with_lifecycle(transport, mode))
+                            .await
                     }
-                    // No client could be built (no TLS provider, say): rmcp's
-                    // own, which opens a connection per request.
-                    None => StreamableHttpClientTransport::from_config(config.clone()),
+                    None => {
+                        let transport =
+                            StreamableHttpClientTransport::with_client(http, config.clone());
+                        self.handshake(client.serve_with_lifecycle(transport, mode))
+                            .await
+                    }
                 };
-                let outcome = self
-                    .handshake(client.serve_with_lifecycle(transport, mode))
-                    .await;
                 (None, None, StderrTail::default(), outcome)
             }
         };
