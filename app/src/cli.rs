@@ -71,12 +71,38 @@ enum Command {
     Build(BuildArgs),
     /// Sessions, tool calls and plugin runs of a running `weir serve --http`.
     Stats(StatsArgs),
+    /// Sign in to remote servers behind OAuth, see the sign-ins weir
+    /// holds, sign out.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// What a plugin is before you trust it: world, imports, exports,
     /// manifest, the policy it would run under, sha256.
     Inspect(InspectArgs),
     /// Serve the built-in MCP server on stdio (weir starts this itself).
     #[command(name = "builtin-server", hide = true)]
     BuiltinServer,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Sign in to SERVER now (in $BROWSER, or via a URL printed here);
+    /// its tokens are kept for every later `weir run` and `weir serve`.
+    Login {
+        /// The remote server's name in the config.
+        server: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Per remote server: signed in or not, as whom, scopes, expiry
+    /// (never a token).
+    Status(CommonArgs),
+    /// Delete SERVER's tokens.
+    Logout {
+        /// The remote server's name in the config.
+        server: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +305,15 @@ pub fn main() -> ExitCode {
                 }
                 Command::Build(args) => build(args).await,
                 Command::Stats(args) => stats(args).await,
+                Command::Auth(AuthCommand::Login { server, common }) => {
+                    crate::auth::login(&load_config(&common)?, &server).await
+                }
+                Command::Auth(AuthCommand::Status(common)) => {
+                    crate::auth::status(&load_config(&common)?)
+                }
+                Command::Auth(AuthCommand::Logout { server, common }) => {
+                    crate::auth::logout(&load_config(&common)?, &server)
+                }
                 Command::Inspect(args) => inspect(args).await,
                 Command::BuiltinServer => builtin::serve_stdio()
                     .await

@@ -4,6 +4,7 @@
 //! `weir-host` library, which depends on no command-line crate.
 //!
 //! - [`cli`]: the `weir` command line; `main.rs` only calls it.
+//! - [`auth`]: `weir auth login/status/logout`, sign-ins to servers behind OAuth.
 //! - [`doctor`]: `weir doctor`, every server and plugin checked, with next steps.
 //! - [`stats`]: `weir stats`, the status page's summary for a terminal.
 //! - [`scaffold`], [`plugin_build`]: `weir new` and `weir build`, for plugin authors.
@@ -12,6 +13,7 @@
 /// embedded, so code mode needs nothing installed beside `weir`.
 pub const CODE_RUNTIME: &[u8] = include_bytes!(env!("WEIR_CODE_RUNTIME"));
 
+pub mod auth;
 pub mod cli;
 pub mod doctor;
 pub mod plugin_build;

@@ -498,3 +498,95 @@ fn expiring(stored: &StoredCredentials, now: u64) -> bool {
         .unwrap_or_default();
     left < REFRESH_AHEAD_SECS.min(lifetime / 2).max(1) as i64
 }
+
+/// What `weir auth status` shows of stored credentials: never a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedIn {
+    /// Who the token is for, when it says (a JWT's `email`,
+    /// `preferred_username` or `sub`; read, not verified: it is display).
+    pub who: Option<String>,
+    /// The OAuth client weir signed in as.
+    pub client_id: String,
+    /// The authorization server that issued the tokens.
+    pub issuer: Option<String>,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Seconds until the access token expires (negative: expired).
+    pub expires_in: Option<i64>,
+    /// A refresh token is held (the sign-in outlives the access token).
+    pub refreshable: bool,
+}
+
+impl SignedIn {
+    /// The summary of `stored`, as of now.
+    pub fn of(stored: &StoredCredentials) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            sub: Option<String>,
+            email: Option<String>,
+            preferred_username: Option<String>,
+        }
+        let who = access_token(stored)
+            .and_then(|t| jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(t).ok())
+            .and_then(|c| c.email.or(c.preferred_username).or(c.sub));
+        Self {
+            who,
+            client_id: stored.client_id.clone(),
+            issuer: stored.issuer.clone(),
+            scopes: stored.granted_scopes.clone(),
+            expires_in: expires_in(stored, now()),
+            refreshable: stored
+                .token_response
+                .as_ref()
+                .is_some_and(|t| t.refresh_token().is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(expires_in: Option<u64>, received: u64) -> StoredCredentials {
+        let mut json = serde_json::json!({
+            "access_token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZGEifQ.",
+            "token_type": "bearer",
+            "refresh_token": "r1",
+        });
+        if let Some(secs) = expires_in {
+            json["expires_in"] = secs.into();
+        }
+        let tokens = serde_json::from_value(json).expect("token response");
+        StoredCredentials::new(
+            "weir".into(),
+            Some(tokens),
+            vec!["read".into()],
+            Some(received),
+        )
+    }
+
+    /// Refreshed a minute ahead, or at half the lifetime of a short one;
+    /// a token that does not say when it expires is used until refused.
+    #[test]
+    fn refreshes_ahead_of_expiry() {
+        assert!(!expiring(&stored(Some(3600), 1000), 1000 + 3000));
+        assert!(expiring(&stored(Some(3600), 1000), 1000 + 3550));
+        assert!(expiring(&stored(Some(3600), 1000), 1000 + 9999));
+        assert!(!expiring(&stored(Some(10), 1000), 1004));
+        assert!(expiring(&stored(Some(10), 1000), 1006));
+        assert!(!expiring(&stored(None, 1000), 99999));
+        assert_eq!(expires_in(&stored(Some(3600), 1000), 1600), Some(3000));
+    }
+
+    /// Status shows who, scopes and expiry — never a token.
+    #[test]
+    fn status_shows_no_token() {
+        let shown = SignedIn::of(&stored(Some(3600), now()));
+        assert_eq!(shown.who.as_deref(), Some("ada"));
+        assert_eq!(shown.scopes, ["read"]);
+        assert!(shown.refreshable);
+        assert!(shown.expires_in.is_some_and(|s| s > 3500));
+        let debug = format!("{shown:?}");
+        assert!(!debug.contains("eyJ") && !debug.contains("r1"), "{debug}");
+    }
+}
