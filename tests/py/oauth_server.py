@@ -10,6 +10,8 @@ Starts, on free 127.0.0.1 ports:
     redirect), and control endpoints for the test:
         POST /control/expire   every access token issued so far is refused
         POST /control/revoke   every refresh token is refused (invalid_grant)
+        POST /control/lifetime?secs=N   tokens issued from now on last N s
+                               (the resource server refuses them after)
         GET  /control/stats    counts, the scopes of each authorization, and
                                every token issued (to look for in logs)
   * the Python `mcp` SDK's MCPServer on streamable HTTP at /mcp, behind the
@@ -60,6 +62,7 @@ codes = {}  # code -> (client_id, challenge, scopes, resource)
 access = {}  # token -> {"scopes", "client_id", "live"}
 refresh = {}  # token -> {"scopes", "client_id", "live"}
 stats = {"registrations": 0, "authorizations": [], "token_requests": {}, "refused": 0}
+lifetime = {"secs": 3600}  # expires_in of the tokens issued from now on
 
 
 def grant_count(kind):
@@ -105,8 +108,9 @@ async def authorize(request: Request):
 
 def issue(client_id, scopes):
     token = f"tok-{secrets.token_hex(16)}"
-    access[token] = {"scopes": scopes, "client_id": client_id, "live": True}
-    answer = {"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+    access[token] = {"scopes": scopes, "client_id": client_id, "live": True,
+                     "expires_at": time.time() + lifetime["secs"]}
+    answer = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime["secs"],
               "scope": " ".join(scopes)}
     ref = f"ref-{secrets.token_hex(16)}"
     refresh[ref] = {"scopes": scopes, "client_id": client_id, "live": True}
@@ -150,6 +154,11 @@ async def revoke(_request):
     return JSONResponse({"ok": True})
 
 
+async def set_lifetime(request: Request):
+    lifetime["secs"] = int(request.query_params["secs"])
+    return JSONResponse({"ok": True})
+
+
 async def show_stats(_request):
     return JSONResponse({**stats, "tokens": list(access) + list(refresh)})
 
@@ -161,6 +170,7 @@ authorization_server = Starlette(routes=[
     Route("/token", token, methods=["POST"]),
     Route("/control/expire", expire, methods=["POST"]),
     Route("/control/revoke", revoke, methods=["POST"]),
+    Route("/control/lifetime", set_lifetime, methods=["POST"]),
     Route("/control/stats", show_stats),
 ])
 
@@ -168,11 +178,11 @@ authorization_server = Starlette(routes=[
 class Verifier:
     async def verify_token(self, presented):
         entry = access.get(presented)
-        if entry is None or not entry["live"]:
+        if entry is None or not entry["live"] or time.time() > entry["expires_at"]:
             stats["refused"] += 1
             return None
         return AccessToken(token=presented, client_id=entry["client_id"],
-                           scopes=entry["scopes"], expires_at=int(time.time()) + 3600,
+                           scopes=entry["scopes"], expires_at=int(entry["expires_at"]),
                            resource=RESOURCE)
 
 

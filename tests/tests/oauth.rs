@@ -345,3 +345,31 @@ fn a_loose_token_file_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// A token about to expire is refreshed before it is sent: with tokens
+/// lasting six seconds, runs go on past several lifetimes and the server
+/// never has to refuse one.
+#[test]
+fn a_token_is_refreshed_before_it_expires() {
+    let scratch = Scratch::new("oauth-ahead");
+    let fixture = Fixture::start(&scratch);
+    let weir = Weir::new(&scratch, &fixture);
+    fixture.control("POST", "/control/lifetime?secs=6");
+    let out = weir.code("return await tools.remote.echo({text: 'hi'});", true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let refused_at_sign_in = fixture.stats()["refused"].as_u64().unwrap_or_default();
+    let refreshed = wait_for(Duration::from_secs(120), || {
+        let out = weir.code("return await tools.remote.echo({text: 'hi'});", false);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        fixture.stats()["token_requests"]["refresh_token"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    });
+    assert!(refreshed, "no refreshes: {}", fixture.stats());
+    let stats = fixture.stats();
+    assert_eq!(
+        stats["refused"].as_u64().unwrap_or_default(),
+        refused_at_sign_in,
+        "an expired token was sent: {stats}"
+    );
+}
