@@ -265,9 +265,15 @@ fn next_step_for_server(error: &str, host: &Host, name: &str) -> String {
         .source
         .as_ref()
         .map_or_else(|| "the config".to_owned(), |p| p.display().to_string());
+    // A server that wants a sign-in says so in weir's own words.
+    if error.contains("weir auth login") {
+        format!("sign in: `weir auth login {name}` (the server asks for OAuth)")
+    } else if error.contains("refusing to use OAuth tokens") {
+        "the token file is readable by others: chmod it as the error says, or          `weir auth logout` and sign in again"
+            .into()
     // A connection that failed is said first: its words ("connection
     // refused") must not be read as another failure's.
-    if error.contains("cannot connect to")
+    } else if error.contains("cannot connect to")
         || error.contains("error sending request")
         || error.contains("connect")
         || error.contains("Connection refused")

@@ -95,6 +95,9 @@ pub enum Via {
     CallTools,
     /// An MCP client's call of a passed-through upstream tool.
     PassThrough,
+    /// An MCP client's call of a `weir serve` tool its token's scopes do
+    /// not grant (refused before anything runs).
+    Client,
 }
 
 impl Via {
@@ -104,6 +107,7 @@ impl Via {
             Self::CallTool => "call-tool",
             Self::CallTools => "call-tools",
             Self::PassThrough => "pass-through",
+            Self::Client => "client",
         }
     }
 }

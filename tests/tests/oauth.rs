@@ -164,6 +164,15 @@ fn a_remote_server_behind_oauth() {
         text(&out.stderr)
     );
 
+    // `weir doctor` names the step.
+    let out = weir.run(&["doctor"], false);
+    let report = text(&out.stdout) + &text(&out.stderr);
+    written += &report;
+    assert!(
+        report.contains("sign in: `weir auth login remote`"),
+        "{report}"
+    );
+
     // A person: signed in on the first call.
     let out = weir.code("return await tools.remote.echo({text: 'hi'});", true);
     written += &(text(&out.stdout) + &text(&out.stderr));

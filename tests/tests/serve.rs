@@ -1209,7 +1209,11 @@ fn jwt_auth_checks_tokens_and_scopes_hide_tools() {
         json!({}),
     );
     let args = [std::ffi::OsStr::new("--plugins"), plugins.as_os_str()];
-    let served = Served::launch_on(&config, &args, &[], &format!("127.0.0.1:{port}"));
+    let audit = [(
+        "RUST_LOG",
+        std::ffi::OsStr::new("weir::audit=info,weir=warn"),
+    )];
+    let served = Served::launch_on(&config, &args, &audit, &format!("127.0.0.1:{port}"));
     let out = Command::new(python())
         .arg(&fixture)
         .arg("client")
@@ -1246,6 +1250,15 @@ fn jwt_auth_checks_tokens_and_scopes_hide_tools() {
             .as_str()
             .is_some_and(|t| t.contains("do not grant the tool `test.echo`")),
         "{report}"
+    );
+    // Refused by scope: the same audit event as any refused call.
+    assert!(
+        served.log().lines().any(|l| l.contains("weir::audit")
+            && l.contains("via=\"client\"")
+            && l.contains("test.echo")
+            && l.contains("allowed=false")),
+        "{}",
+        served.log()
     );
     let metadata_url = format!("http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp");
     for (case, why) in [

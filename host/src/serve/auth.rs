@@ -53,6 +53,8 @@ pub struct Gatekeeper {
     http: std::sync::OnceLock<reqwest::Client>,
     jwks: tokio::sync::Mutex<Option<JwkSet>>,
     fetched_at: Mutex<Option<Instant>>,
+    /// The least time between two JWKS fetches ([`JWKS_REFETCH`]).
+    refetch_after: Duration,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +72,7 @@ impl Gatekeeper {
             http: std::sync::OnceLock::new(),
             jwks: tokio::sync::Mutex::new(None),
             fetched_at: Mutex::new(None),
+            refetch_after: JWKS_REFETCH,
         }
     }
 
@@ -199,7 +202,7 @@ impl Gatekeeper {
         let Ok(mut at) = self.fetched_at.lock() else {
             return false;
         };
-        if at.is_some_and(|t| t.elapsed() < JWKS_REFETCH) {
+        if at.is_some_and(|t| t.elapsed() < self.refetch_after) {
             return false;
         }
         *at = Some(Instant::now());
@@ -338,6 +341,122 @@ mod tests {
             "Bearer resource_metadata=\"http://h/.well-known/oauth-protected-resource\""
         ));
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+
+    /// A P-256 key (PKCS#8 DER, hex), made for this test only.
+    const KEY_1: &str = "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b02\
+         010104207f9bf05c33278a0f891b8d3432f94b07177161eb6ce309e179f5572f\
+         99a757f0a1440342000428838ee3a9fea1388833e59f5ec5f3d8a0feb3470106\
+         c366f0428b7fd0d93f0a4be691894072e6cf8e6cd773afd1763c0c3c54d7794b\
+         a3a1b7b330926fcbccdb";
+    const JWK_1: &str = r#"{"kty": "EC", "crv": "P-256", "x": "KIOO46n-oTiIM-WfXsXz2KD-s0cBBsNm8EKLf9DZPwo", "y": "S-aRiUBy5s-ObNdzr9F2PAw8VNd5S6Oht7Mwkm_LzNs", "kid": "k1", "alg": "ES256", "use": "sig"}"#;
+    /// A P-256 key (PKCS#8 DER, hex), made for this test only.
+    const KEY_2: &str = "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b02\
+         01010420e1a0554ac5ad470a19174c0009beedb0f9e774ac0db60878a867a423\
+         09685141a14403420004f1509e8226e42f54bb86989b40ca6bff7fd440de48a2\
+         3fb1b980ee24e6b687a2bd6c6e336c43df5ee0d95b1958e3b512beb7dfb4f4a5\
+         0ba661f445db71d5be00";
+    const JWK_2: &str = r#"{"kty": "EC", "crv": "P-256", "x": "8VCegibkL1S7hpibQMpr_3_UQN5Ioj-xuYDuJOa2h6I", "y": "vWxuM2xD317g2VsZWOO1Er6337T0pQumYfRF23HVvgA", "kid": "k2", "alg": "ES256", "use": "sig"}"#;
+
+    /// A JWKS endpoint on loopback whose keys the test swaps; counts fetches.
+    async fn jwks_server(
+        keys: std::sync::Arc<Mutex<String>>,
+        fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 2048];
+                let _ = stream.read(&mut request).await;
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = format!(r#"{{"keys": [{}]}}"#, keys.lock().expect("keys"));
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    fn signed(kid: &str, hex: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        let claims = serde_json::json!({
+            "iss": "https://login.example", "aud": "https://weir.example/mcp",
+            "sub": "ada", "scope": "read",
+            "exp": jsonwebtoken::get_current_timestamp() + 600,
+        });
+        let der: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+        )
+    }
+
+    /// The issuer rotates its key: a token signed with the new one is taken
+    /// after one refetch, the retired key's tokens are refused; unknown
+    /// kids do not refetch more than once per interval.
+    #[tokio::test]
+    async fn jwks_rotation_is_followed() {
+        let keys = std::sync::Arc::new(Mutex::new(JWK_1.to_owned()));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = jwks_server(keys.clone(), fetches.clone()).await;
+        let mut keeper = Gatekeeper::new(ServeAuth {
+            check: TokenCheck::Jwt {
+                resource: "https://weir.example/mcp".into(),
+                issuer: "https://login.example".into(),
+                jwks_url: url,
+            },
+            scopes: BTreeMap::new(),
+            protect_status: false,
+        });
+        keeper.refetch_after = Duration::ZERO;
+        let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+        let granted = keeper
+            .check(Some(&signed("k1", KEY_1)))
+            .await
+            .expect("k1 good");
+        assert_eq!(granted.subject.as_deref(), Some("ada"));
+        keeper
+            .check(Some(&signed("k1", KEY_1)))
+            .await
+            .expect("k1 still good");
+        assert_eq!(fetched(), 1, "the JWKS is kept");
+
+        *keys.lock().expect("keys") = JWK_2.to_owned();
+        keeper
+            .check(Some(&signed("k2", KEY_2)))
+            .await
+            .expect("k2 good after a refetch");
+        assert_eq!(fetched(), 2);
+        let retired = keeper.check(Some(&signed("k1", KEY_1))).await;
+        assert_eq!(
+            retired,
+            Err(Refusal::Invalid(
+                "the issuer has no signing key `k1`".into()
+            ))
+        );
+        // A key signed with k2's name but k1's key does not verify.
+        let forged = keeper.check(Some(&signed("k2", KEY_1))).await;
+        assert!(matches!(forged, Err(Refusal::Invalid(_))), "{forged:?}");
+
+        // With the default interval, a flood of unknown kids costs no fetch.
+        keeper.refetch_after = JWKS_REFETCH;
+        let before = fetched();
+        for _ in 0..20 {
+            assert!(keeper.check(Some(&signed("k9", KEY_1))).await.is_err());
+        }
+        assert!(fetched() <= before + 1, "{} fetches", fetched() - before);
     }
 
     #[test]

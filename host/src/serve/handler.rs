@@ -143,14 +143,21 @@ impl WeirServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if !self.granted(&context, &request.name) {
-            return Err(ErrorData::invalid_params(
-                format!(
-                    "the token's scopes do not grant the tool `{}`; ask for a token with a scope \
-                     that does",
-                    request.name
-                ),
-                None,
-            ));
+            let why = format!(
+                "the token's scopes do not grant the tool `{}`; ask for a token with a scope \
+                 that does",
+                request.name
+            );
+            // The same audit event as every other refused call.
+            self.host.client_gate().audit(
+                crate::gate::Via::Client,
+                "weir",
+                &request.name,
+                0,
+                &Err(crate::gateway::CallError::Denied(why.clone())),
+                std::time::Instant::now(),
+            );
+            return Err(ErrorData::invalid_params(why, None));
         }
         if let Some(state) = request.request_state.as_deref()
             && Rounds::is_ours(state)
