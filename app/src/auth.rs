@@ -40,7 +40,7 @@ fn authorizer(config: &Config, name: &str, person: Person) -> Result<Authorizer>
     Ok(Authorizer::new(
         name,
         &http.url,
-        http.oauth.clone(),
+        (*http.oauth).clone(),
         &state,
         person,
         OAuthTallies {

@@ -351,7 +351,7 @@ pub struct HttpServer {
     pub headers: http::HeaderMap,
     /// How weir authorizes when the server asks for OAuth (`"oauth"`);
     /// unused when `headers` carry an `Authorization` of their own.
-    pub oauth: OAuthSettings,
+    pub oauth: Box<OAuthSettings>,
 }
 
 impl HttpServer {
@@ -892,7 +892,7 @@ mod tests {
                     http::header::AUTHORIZATION,
                     http::HeaderValue::from_static("Bearer s3cret"),
                 )]),
-                oauth: OAuthSettings::default(),
+                oauth: Box::default(),
             })
         );
         assert!(

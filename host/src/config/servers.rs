@@ -96,7 +96,7 @@ pub(super) fn read(
                     headers.append(name, value);
                 }
                 let oauth = match server.oauth {
-                    Some(raw) => super::oauth::read(raw, &at(".oauth"), ctx)?,
+                    Some(raw) => Box::new(super::oauth::read(raw, &at(".oauth"), ctx)?),
                     None => Default::default(),
                 };
                 Transport::Http(HttpServer {

@@ -321,7 +321,7 @@ fn oauth_for(name: &str, server: &HttpServer, metrics: &Metrics) -> Option<Arc<o
     Some(Arc::new(oauth::Authorizer::new(
         name,
         &server.url,
-        server.oauth.clone(),
+        (*server.oauth).clone(),
         &state_dir,
         oauth::Person::detect(),
         {

@@ -142,20 +142,18 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for Authorized<C> {
         })
     }
 
-    fn delete_session(
+    async fn delete_session(
         &self,
         uri: Arc<str>,
         session_id: Arc<str>,
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> impl Future<Output = Result<(), StreamableHttpError<Self::Error>>> + Send + '_ {
-        async move {
-            // Closing a session is no reason to sign in: the token in hand.
-            let token = self.authorizer.token().await.ok().flatten();
-            self.inner
-                .delete_session(uri, session_id, token, custom_headers)
-                .await
-        }
+    ) -> Result<(), StreamableHttpError<Self::Error>> {
+        // Closing a session is no reason to sign in: the token in hand.
+        let token = self.authorizer.token().await.ok().flatten();
+        self.inner
+            .delete_session(uri, session_id, token, custom_headers)
+            .await
     }
 
     fn get_stream(
