@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::fleet::kv::Stored;
+use crate::fleet::{Fleet, REDIS_ENV};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -21,10 +23,12 @@ use serde::Deserialize;
 const MAX_KEYS: usize = 10_000;
 
 /// The server's state: one in-memory key-value store per process, so per
-/// weir host (weir keeps one session to it).
+/// weir host (weir keeps one session to it) — or, in a fleet with
+/// `weir.redis`, one for the fleet, on Redis.
 #[derive(Clone)]
 pub struct BuiltinServer {
     kv: Arc<Mutex<BTreeMap<String, String>>>,
+    fleet: Fleet,
     tool_router: ToolRouter<Self>,
 }
 
@@ -51,6 +55,15 @@ struct SetArgs {
     value: String,
 }
 
+/// A kv call while the fleet's Redis does not answer: refused, rather
+/// than answered from one replica's memory and wrong on the next.
+const UNSHARED: &str = "the kv store is shared through the fleet's Redis (weir.redis), \
+    which does not answer right now; try again in a moment";
+
+fn failure(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
 fn text(t: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(t)])
 }
@@ -58,8 +71,14 @@ fn text(t: impl Into<String>) -> CallToolResult {
 #[tool_router]
 impl BuiltinServer {
     pub fn new() -> Self {
+        Self::with_fleet(Fleet::local())
+    }
+
+    /// The server with its kv store shared across `fleet`.
+    pub fn with_fleet(fleet: Fleet) -> Self {
         Self {
             kv: Arc::default(),
+            fleet,
             tool_router: Self::tool_router(),
         }
     }
@@ -84,6 +103,13 @@ impl BuiltinServer {
         &self,
         Parameters(SetArgs { key, value }): Parameters<SetArgs>,
     ) -> CallToolResult {
+        if self.fleet.is_shared() {
+            return match self.fleet.kv_set(&key, &value, MAX_KEYS).await {
+                Some(Stored::Yes) => text("ok"),
+                Some(Stored::Full) => failure(format!("the store is full ({MAX_KEYS} keys)")),
+                None => failure(UNSHARED.to_owned()),
+            };
+        }
         let Ok(mut kv) = self.kv.lock() else {
             return CallToolResult::error(vec![ContentBlock::text("store unavailable")]);
         };
@@ -98,7 +124,15 @@ impl BuiltinServer {
 
     #[tool(description = "Reads the value stored under a key.")]
     async fn kv_get(&self, Parameters(GetArgs { key }): Parameters<GetArgs>) -> CallToolResult {
-        match self.kv.lock().ok().and_then(|kv| kv.get(&key).cloned()) {
+        let value = if self.fleet.is_shared() {
+            match self.fleet.kv_get(&key).await {
+                Some(value) => value,
+                None => return failure(UNSHARED.to_owned()),
+            }
+        } else {
+            self.kv.lock().ok().and_then(|kv| kv.get(&key).cloned())
+        };
+        match value {
             Some(value) => text(value),
             None => {
                 CallToolResult::error(vec![ContentBlock::text(format!("no value under `{key}`"))])
@@ -116,9 +150,16 @@ impl Default for BuiltinServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for BuiltinServer {}
 
-/// Serves on stdin/stdout until the client closes the session.
+/// Serves on stdin/stdout until the client closes the session; its kv
+/// store on the fleet's Redis when weir says where that is
+/// ([`REDIS_ENV`]).
 pub async fn serve_stdio() -> std::io::Result<()> {
-    let service = BuiltinServer::new()
+    let fleet = match std::env::var(REDIS_ENV) {
+        Ok(url) => Fleet::redis(&url, None, &crate::metrics::Metrics::new())
+            .map_err(std::io::Error::other)?,
+        Err(_) => Fleet::local(),
+    };
+    let service = BuiltinServer::with_fleet(fleet)
         .serve(crate::stdio::stdio())
         .await
         .map_err(std::io::Error::other)?;

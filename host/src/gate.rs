@@ -15,6 +15,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::fleet::Fleet;
 use crate::gateway::{ALIAS_SERVER, Arguments, CallError, Caller, ToolGateway, ToolInfo};
 use crate::metrics::{GateTallies, Metrics};
 use crate::policy::{Policy, RateLimiter};
@@ -26,12 +27,21 @@ pub struct Rules {
     caller: Caller,
     policy: Arc<Policy>,
     rate: Option<Mutex<RateLimiter>>,
+    /// Where the rate is kept fleet-wide, when it is (`weir.redis`).
+    fleet: Fleet,
     tallies: GateTallies,
 }
 
 impl Rules {
-    /// The rules `name`'s calls go through, counted in `metrics`.
+    /// The rules `name`'s calls go through, counted in `metrics`, its rate
+    /// this process's alone.
     pub fn new(name: &str, policy: Policy, metrics: &Metrics) -> Arc<Self> {
+        Self::shared(name, policy, metrics, Fleet::local())
+    }
+
+    /// [`Rules::new`], the rate kept across `fleet` (falling back to this
+    /// process's own bucket while the fleet cannot say).
+    pub fn shared(name: &str, policy: Policy, metrics: &Metrics, fleet: Fleet) -> Arc<Self> {
         let rate = policy
             .calls_per_second
             .map(|r| Mutex::new(RateLimiter::new(r, now())));
@@ -43,6 +53,7 @@ impl Rules {
             tallies: metrics.gate_tallies(name),
             policy: Arc::new(policy),
             rate,
+            fleet,
         })
     }
 
@@ -61,6 +72,18 @@ impl Rules {
     /// the wait).
     async fn take_turn(&self) {
         let Some(rate) = &self.rate else { return };
+        if let Some(per_second) = self.policy.calls_per_second
+            && let Some(wait) = self
+                .fleet
+                .reserve_call(&self.caller.plugin, per_second)
+                .await
+        {
+            if !wait.is_zero() {
+                self.tallies.rate_waits.inc();
+                tokio::time::sleep(wait).await;
+            }
+            return;
+        }
         let mut waited = false;
         loop {
             let wait = match rate.lock() {

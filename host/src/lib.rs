@@ -23,7 +23,8 @@
 //! Around them: [`ask`] (who can answer a server's request for input in
 //! the middle of a call), [`config`] (the `mcpServers` file, parsed then validated
 //! into [`Config`]), [`redact`] (secrets masked wherever weir shows them),
-//! [`metrics`] (what the host counts, for Prometheus), [`runtime`] ([`Host`]
+//! [`metrics`] (what the host counts, for Prometheus), [`fleet`] (state the
+//! replicas of a fleet share on Redis), [`runtime`] ([`Host`]
 //! ties sessions, gate and sandbox together and owns shutdown),
 //! [`recording`] (a run's calls recorded and replayed with no server),
 //! [`builtin`] (the embedded default server), [`stdio`] (stdin/stdout as
@@ -41,6 +42,7 @@ pub mod ask;
 pub mod builtin;
 pub mod code;
 pub mod config;
+pub mod fleet;
 /// Thin public wrappers of private parsers, for the fuzz targets in `fuzz/`.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -102,6 +102,29 @@ pub struct GateTallies {
     pub rate_waits: Tally,
 }
 
+/// Labels of a Redis command's counter: what it was for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabel {
+    pub command: String,
+}
+
+/// The fleet's Redis health, as [`crate::fleet`] reports it.
+#[derive(Clone)]
+pub struct RedisGauges {
+    /// 1 while Redis answers, 0 while degraded.
+    pub up: Gauge,
+    errors: Family<CommandLabel, Counter>,
+}
+
+impl RedisGauges {
+    /// The failures of commands for `command`.
+    pub fn errors(&self, command: &str) -> Tally {
+        Tally(self.errors.get_or_create_owned(&CommandLabel {
+            command: command.to_owned(),
+        }))
+    }
+}
+
 /// Every metric weir exports, and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
@@ -122,6 +145,8 @@ pub struct Metrics {
     run_latency: Family<PluginLabel, Histogram>,
     denials: Family<PluginLabel, Counter>,
     rate_waits: Family<PluginLabel, Counter>,
+    redis_up: Family<Vec<(String, String)>, Gauge>,
+    redis_errors: Family<CommandLabel, Counter>,
     /// Encoding takes `&Registry` while gauges are refreshed: one scrape
     /// at a time keeps the refresh and the text consistent.
     scrape: Mutex<()>,
@@ -174,6 +199,18 @@ impl Metrics {
         let run_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let denials = Family::default();
         let rate_waits = Family::default();
+        let redis_up = Family::default();
+        let redis_errors = Family::default();
+        registry.register(
+            "redis_up",
+            "1 while the fleet's shared state (weir.redis) answers, 0 while degraded to this replica's own",
+            redis_up.clone(),
+        );
+        registry.register(
+            "redis_errors",
+            "Redis commands that failed or timed out, by what they were for (rate, circuit, kv, session)",
+            redis_errors.clone(),
+        );
         registry.register(
             "upstream_sessions_opened",
             "MCP sessions opened to an upstream server since start (first starts and restarts)",
@@ -279,7 +316,19 @@ impl Metrics {
             run_latency,
             denials,
             rate_waits,
+            redis_up,
+            redis_errors,
             scrape: Mutex::new(()),
+        }
+    }
+
+    /// What the fleet's shared state reports: whether Redis answers, and
+    /// its failed commands. Only a host with `weir.redis` asks for these,
+    /// so `weir_redis_up` exists only where Redis is configured.
+    pub fn redis_gauges(&self) -> RedisGauges {
+        RedisGauges {
+            up: self.redis_up.get_or_create_owned(&Vec::new()),
+            errors: self.redis_errors.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::gate::{Gate, Rules};
 use crate::gateway::ToolGateway;
 use crate::metrics::{Metrics, ServerNow};
@@ -23,6 +24,8 @@ pub enum HostError {
     Engine(String),
     #[error("cannot find weir's own executable (needed for the built-in server): {0}")]
     SelfExe(std::io::Error),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 /// Why a run did not produce an answer: the run itself failed, or the host
@@ -49,6 +52,8 @@ pub struct Host {
     sessions: Arc<Sessions>,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    /// What the replicas of a fleet share (nothing without `weir.redis`).
+    fleet: Fleet,
     /// The rules of MCP clients' passed-through calls (the default
     /// policy), shared by every client and front end: one rate for all.
     client_rules: Arc<Rules>,
@@ -75,15 +80,30 @@ impl Host {
             .clone()
             .unwrap_or_else(std::env::temp_dir);
         let metrics = Arc::new(Metrics::for_replica(config.replica.as_deref()));
+        let fleet = match &config.redis {
+            Some(url) => Fleet::redis(url, config.replica.as_deref(), &metrics)?,
+            None => Fleet::local(),
+        };
         let sandbox = Sandbox::new(&config.limits, config.cache_dir.as_deref(), scratch_root)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         // TLS for remote servers. Installing twice (a second host in one
         // process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
-            sessions: Arc::new(Sessions::new(&config, weir_exe, metrics.clone())),
-            client_rules: Rules::new(CLIENT_CALLER, config.default_policy.clone(), &metrics),
+            sessions: Arc::new(Sessions::new(
+                &config,
+                weir_exe,
+                metrics.clone(),
+                fleet.clone(),
+            )),
+            client_rules: Rules::shared(
+                CLIENT_CALLER,
+                config.default_policy.clone(),
+                &metrics,
+                fleet.clone(),
+            ),
             metrics,
+            fleet,
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_runs)),
             sandbox,
             config,
@@ -94,6 +114,11 @@ impl Host {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What this host shares with the other replicas of its fleet.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -204,7 +229,7 @@ impl Host {
             &file.location,
             &file.bytes,
             &file.sha256,
-            Rules::new(&file.name, policy, &self.metrics),
+            Rules::shared(&file.name, policy, &self.metrics, self.fleet.clone()),
         )?)
     }
 
@@ -221,7 +246,7 @@ impl Host {
                 "code mode's runtime",
                 bytes,
                 &plugins::sha256_hex(bytes),
-                Rules::new(name, policy.clone(), &self.metrics),
+                Rules::shared(name, policy.clone(), &self.metrics, self.fleet.clone()),
                 self.sessions.clone(),
             )
             .await?)

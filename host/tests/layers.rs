@@ -17,6 +17,8 @@ const LAYERS: &[&[&str]] = &[
     // The plain-typed door between sandbox and sessions.
     &["gateway"],
     &["metrics", "search"],
+    // State a fleet's replicas share on Redis.
+    &["fleet"],
     // The one gate every call passes; recording stands where the gate does.
     &["gate", "recording"],
     &["config"],

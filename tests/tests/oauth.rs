@@ -12,11 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Scratch, WEIR, wait_for};
-
-fn python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("py/.venv/bin/python")
-}
+use support::{Scratch, WEIR, python, wait_for};
 
 /// The fixture process, killed when dropped.
 struct Fixture {

@@ -16,19 +16,7 @@ use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::{ClientHandler, ServiceExt};
 use serde_json::{Value, json};
 use support::serve::{Served, install, plugins_dir, raw_http, serve_args};
-use support::{Scratch, WEIR, alive, eventually, wait_for};
-
-/// The Python of the test venv (scripts/test makes it).
-fn python() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/.venv/bin/python");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `python3 -m venv tests/py/.venv && tests/py/.venv/bin/pip install \
-         -r tests/py/requirements.txt` (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
+use support::{Scratch, WEIR, alive, eventually, python, wait_for};
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("py/serve_client.py")

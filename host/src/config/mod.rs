@@ -97,6 +97,11 @@ pub struct Config {
     /// This process's name in a fleet (`weir.replica`, e.g.
     /// `"${POD_NAME}"`): the `replica` label on every metric.
     pub replica: Option<String>,
+    /// The Redis the replicas of a fleet share state through (`weir.redis`,
+    /// `redis://[user:password@]host[:port][/db]` or `unix:///path`):
+    /// `calls_per_second`, circuits, the built-in kv, legacy sessions.
+    /// `None`: every replica keeps its own, in memory.
+    pub redis: Option<String>,
 }
 
 /// How `weir serve` names the upstream tools it passes through.
@@ -511,6 +516,7 @@ impl Default for Config {
             code_mode: false,
             serve_auth: None,
             replica: None,
+            redis: None,
         }
     }
 }
@@ -598,6 +604,10 @@ impl Config {
             }
             None => None,
         };
+        let redis = match &raw.weir.redis {
+            Some(url) => Some(redis_url(&ctx, url)?),
+            None => None,
+        };
         Ok(Self {
             source: Some(path.to_owned()),
             servers,
@@ -616,8 +626,35 @@ impl Config {
             code_mode: grants.code_mode,
             serve_auth,
             replica,
+            redis,
         })
     }
+}
+
+/// `weir.redis`, `${VAR}`s expanded, checked for a scheme weir's Redis
+/// client speaks; its password is a secret from here on.
+fn redis_url(ctx: &Ctx<'_>, url: &str) -> Result<String, ConfigError> {
+    let field = || "weir.redis".to_owned();
+    let url = ctx.expand_secret(field(), url)?;
+    let parsed =
+        url::Url::parse(&url).map_err(|e| ctx.invalid(field(), format!("not a valid URL: {e}")))?;
+    match parsed.scheme() {
+        "redis" | "unix" | "redis+unix" => {}
+        "rediss" => {
+            return Err(ctx.invalid(
+                field(),
+                "rediss:// (TLS) is not built into weir; reach Redis over a private network or a unix socket".into(),
+            ));
+        }
+        other => {
+            return Err(ctx.invalid(
+                field(),
+                format!("`{other}://` is not a Redis URL (redis://host:port or unix:///path)"),
+            ));
+        }
+    }
+    crate::redact::register_url(&parsed);
+    Ok(url)
 }
 
 /// Where a config is being read — its file (which every error names), its
@@ -952,6 +989,32 @@ mod tests {
         }
         let stdio = error_of(r#"{"mcpServers": {"local": {"command": "x", "oauth": {}}}}"#);
         assert!(stdio.contains("mcpServers.local.oauth"), "{stdio}");
+    }
+
+    /// `weir.redis`: a Redis URL, its password a secret; TLS and other
+    /// schemes refused saying why.
+    #[test]
+    fn reads_the_fleets_redis() {
+        let config = parse(r#"{"weir": {"redis": "redis://:${TOKEN}@127.0.0.1:6379/2"}}"#)
+            .expect("valid config");
+        assert_eq!(
+            config.redis.as_deref(),
+            Some("redis://:s3cret@127.0.0.1:6379/2")
+        );
+        assert!(!crate::redact::scrub("auth s3cret").contains("s3cret"));
+        assert_eq!(parse("{}").expect("valid").redis, None);
+        for (url, expected) in [
+            ("rediss://r.example:6380", "TLS) is not built into weir"),
+            ("http://127.0.0.1:6379", "`http://` is not a Redis URL"),
+            ("127.0.0.1:6379", "not a valid URL"),
+            ("redis://${NOPE}", "NOPE"),
+        ] {
+            let error = error_of(&format!(r#"{{"weir": {{"redis": "{url}"}}}}"#));
+            assert!(
+                error.contains("weir.redis") && error.contains(expected),
+                "{url}: {error}"
+            );
+        }
     }
 
     /// Per-server session settings: pool, scope, timeouts, ping.

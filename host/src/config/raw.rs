@@ -133,6 +133,8 @@ pub(super) struct RawWeir {
     pub(super) auth: Option<super::auth::RawAuth>,
     /// This process's name in a fleet: the metrics' `replica` label.
     pub(super) replica: Option<String>,
+    /// The Redis the fleet's replicas share state through.
+    pub(super) redis: Option<String>,
 }
 
 /// A JSON object read into a map, refusing a key given twice: serde's own

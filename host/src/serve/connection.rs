@@ -39,6 +39,10 @@ use crate::config::HttpLimits;
 /// How long a refused connection's `503` may take to write.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
+/// On a stop, how long a connection that has sent nothing yet is given to
+/// send its request: one accepted a moment before has it on the way.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
 /// What a connection is doing, shared by its IO, its requests and its
 /// watchdog.
 struct Activity {
@@ -46,6 +50,8 @@ struct Activity {
     started: tokio::time::Instant,
     /// Requests whose response has not finished.
     in_flight: AtomicUsize,
+    /// Requests begun on this connection, ever.
+    served: AtomicUsize,
     /// Milliseconds since `started` when the connection last became idle.
     idle_since: AtomicU64,
     /// Milliseconds since `started`, plus one, when the first byte of the
@@ -60,6 +66,7 @@ impl Activity {
         Self {
             started: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             header_since: AtomicU64::new(0),
             changed: Notify::new(),
@@ -87,6 +94,7 @@ impl Activity {
 
     /// A request's header is complete: its response is now in flight.
     fn begin(&self) {
+        self.served.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.header_since.store(0, Ordering::Release);
         self.changed.notify_one();
@@ -122,6 +130,31 @@ impl Activity {
     }
 
     /// Resolves when the connection has overstayed its state's clock.
+    /// Resolves when the connection may be closed for a stop: no request
+    /// in progress or arriving, and one answered already — or none came
+    /// within `first`. A connection accepted just before the stop (its
+    /// request on the way) is answered, not dropped unread.
+    async fn between_requests(&self, first: Duration) -> &'static str {
+        let since = tokio::time::Instant::now();
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let quiet = self.in_flight.load(Ordering::Acquire) == 0
+                && self.header_since.load(Ordering::Acquire) == 0;
+            if quiet && self.served.load(Ordering::Acquire) > 0 {
+                return "answered";
+            }
+            if quiet && since.elapsed() >= first {
+                return "no request came";
+            }
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(since + first) => {}
+            }
+        }
+    }
+
     async fn expired(&self, limits: &HttpLimits) -> &'static str {
         loop {
             let changed = self.changed.notified();
@@ -241,6 +274,10 @@ pub async fn serve(
             serve_connection(stream, peer, routes, stop, &limits).await;
         });
     }
+    // Closed now, not when the connections are done: a connection the
+    // kernel would queue meanwhile is refused instead, and the load
+    // balancer sends its request to another replica.
+    drop(listener);
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
 }
@@ -282,9 +319,15 @@ async fn serve_connection(
             return;
         }
         () = stop.cancelled() => {
-            // Finish the request in progress, then close.
-            connection.as_mut().graceful_shutdown();
-            connection.as_mut().await
+            // Answer the request in progress (or on its way), then close.
+            tokio::select! {
+                result = connection.as_mut() => result,
+                why = activity.between_requests(FIRST_REQUEST_WAIT) => {
+                    tracing::debug!(%peer, why, "HTTP connection closing for the stop");
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            }
         }
     };
     if let Err(error) = result {

@@ -34,8 +34,10 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use super::handler::WeirServer;
+use super::in_flight::InFlight;
 use super::sessions::CappedSessions;
 use crate::config::HttpLimits;
+use crate::fleet::sessions::SharedSessions;
 use crate::runtime::Host;
 
 /// The body of every response weir's HTTP front sends.
@@ -48,7 +50,8 @@ type Mcp = StreamableHttpService<WeirServer, CappedSessions>;
 /// id. Values are skipped, not built.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    method: Option<serde::de::IgnoredAny>,
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     id: Option<&'a RawValue>,
 }
@@ -76,6 +79,8 @@ pub struct Routes {
     gatekeeper: Option<Arc<super::auth::Gatekeeper>>,
     /// Cancelled when weir serve is stopping: `/readyz` says so.
     stopping: CancellationToken,
+    /// The MCP requests being answered, for a stop to wait on.
+    in_flight: InFlight,
 }
 
 impl Routes {
@@ -99,11 +104,19 @@ impl Routes {
             })
             .collect();
         let stopping = stop.clone();
-        let config = StreamableHttpServerConfig::default()
+        let mut config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(allowed_hosts.clone())
             .with_allowed_origins(origins)
             .with_cancellation_token(stop)
             .with_max_request_body_bytes(limits.max_body_bytes);
+        // In a fleet, legacy sessions are recorded on Redis, so a client's
+        // next request may reach any replica.
+        if host.fleet().is_shared() {
+            config.session_store = Some(Arc::new(SharedSessions::new(
+                host.fleet().clone(),
+                limits.session_idle,
+            )));
+        }
         let mcp = StreamableHttpService::new(
             move || Ok(server.clone()),
             Arc::new(CappedSessions::new(
@@ -121,6 +134,7 @@ impl Routes {
             max_body_bytes: limits.max_body_bytes,
             gatekeeper,
             stopping,
+            in_flight: InFlight::default(),
         }
     }
 
@@ -135,7 +149,13 @@ impl Routes {
             max_body_bytes: limits.max_body_bytes,
             gatekeeper,
             stopping: CancellationToken::new(),
+            in_flight: InFlight::default(),
         }
+    }
+
+    /// The MCP requests this listener is answering (shared by its clones).
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
     }
 
     /// Answers one request.
@@ -159,12 +179,18 @@ impl Routes {
                 // A request (not a notification or an answer) in a legacy
                 // session: its id, to cancel it if the client hangs up.
                 let mut cancel_on_hangup = None;
+                // Counted for a stop to wait on, unless it is a stream
+                // that only ends when the client or the stop ends it.
+                let mut answering = None;
                 if parts.method == Method::POST {
                     match serde_json::from_slice::<Envelope>(&body) {
                         Ok(Envelope {
-                            method: Some(_),
+                            method: Some(method),
                             id: Some(id),
                         }) => {
+                            if method != "subscriptions/listen" {
+                                answering = Some(self.in_flight.begin());
+                            }
                             cancel_on_hangup =
                                 parts.headers.get(SESSION_HEADER).map(|session| Hangup {
                                     mcp: mcp.clone(),
@@ -207,6 +233,11 @@ impl Routes {
                 // (rmcp says 202, which the Python SDK reports as failure).
                 if delete && response.status() == StatusCode::ACCEPTED {
                     *response.status_mut() = StatusCode::NO_CONTENT;
+                }
+                if let Some(answering) = answering {
+                    response = response.map(|inner| {
+                        Ending::new(inner, Box::new(move |_| drop(answering))).boxed()
+                    });
                 }
                 response
             }

@@ -28,6 +28,7 @@ pub mod connection;
 pub mod handler;
 pub mod health;
 pub mod http;
+pub mod in_flight;
 pub mod passthrough;
 pub mod sessions;
 pub mod status;
@@ -116,6 +117,10 @@ pub async fn serve(
     };
     let clients = Arc::new(Clients::default());
     let stop = CancellationToken::new();
+    // Cancelled first on a stop: the listeners close, and the requests
+    // being answered get the grace period before `stop` ends the rest.
+    let draining = CancellationToken::new();
+    let mut in_flight = Vec::new();
     // Without a watcher (say, the system's inotify limit is reached) weir
     // still serves, just without hot reload.
     let watcher = dir.as_ref().and_then(|dir| {
@@ -152,7 +157,7 @@ pub async fn serve(
         tasks.push(tokio::spawn(connection::serve(
             listener,
             routes,
-            stop.clone(),
+            draining.clone(),
             limits,
         )));
     }
@@ -178,10 +183,11 @@ pub async fn serve(
                 &host.config().http,
             );
             let limits = host.config().http.clone();
+            in_flight.push(routes.in_flight());
             tasks.push(tokio::spawn(connection::serve(
                 listener,
                 routes,
-                stop.clone(),
+                draining.clone(),
                 limits,
             )));
             None
@@ -243,6 +249,25 @@ pub async fn serve(
             }
         }
         None => shutdown.await,
+    }
+    draining.cancel();
+    let grace = host.config().sessions.shutdown_grace;
+    for requests in &in_flight {
+        let waiting = requests.count();
+        if waiting > 0 {
+            tracing::info!(
+                requests = waiting,
+                "stopping: no new requests; waiting for those in flight"
+            );
+        }
+        let unanswered = requests.settle(grace).await;
+        if unanswered > 0 {
+            tracing::warn!(
+                requests = unanswered,
+                grace_secs = grace.as_secs_f64(),
+                "requests still unanswered after the grace period; ending them"
+            );
+        }
     }
     stop.cancel();
     // Still waiting on a slow server? Not worth delaying the stop for.

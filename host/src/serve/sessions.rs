@@ -16,7 +16,7 @@ use futures::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::{
-    ServerSseMessage, SessionId, SessionManager,
+    RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
 };
 
 type Inner = LocalSessionManager;
@@ -160,5 +160,22 @@ impl SessionManager for CappedSessions {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         self.touch(id);
         self.inner.resume(id, last_event_id).await
+    }
+
+    /// A session another replica opened, recreated here from the fleet's
+    /// store (rmcp then replays its `initialize`); it counts towards the
+    /// cap like any other.
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        self.make_room().await;
+        let outcome = self.inner.restore_session(id.clone()).await?;
+        if matches!(outcome, RestoreOutcome::Restored(_))
+            && let Ok(mut used) = self.used.lock()
+        {
+            used.insert(id, Instant::now());
+        }
+        Ok(outcome)
     }
 }

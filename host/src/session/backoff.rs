@@ -48,6 +48,11 @@ impl Backoff {
         self.last_error.as_deref()
     }
 
+    /// Whether the last start failed.
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
     pub fn succeeded(&mut self) {
         *self = Self::default();
     }

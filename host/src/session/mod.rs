@@ -50,6 +50,7 @@ use self::pool::Upstream;
 use self::process::Launch;
 use self::slot::{Connect, ServerShared};
 use crate::config::{Config, HttpServer, Transport};
+use crate::fleet::Fleet;
 use crate::gateway::{ALIAS_SERVER, Alias};
 use crate::gateway::{Arguments, CallError, Caller, ToolGateway, ToolInfo};
 use crate::metrics::Metrics;
@@ -89,7 +90,9 @@ pub struct Sessions {
 impl Sessions {
     /// Prepares the servers; starts none of them. `weir_exe` is the `weir`
     /// binary that serves the built-in server.
-    pub fn new(config: &Config, weir_exe: PathBuf, metrics: Arc<Metrics>) -> Self {
+    /// Circuits are shared across `fleet`, and the built-in server's kv
+    /// store is told where the fleet's Redis is.
+    pub fn new(config: &Config, weir_exe: PathBuf, metrics: Arc<Metrics>, fleet: Fleet) -> Self {
         let closing = CancellationToken::new();
         let reaper = TaskTracker::new();
         let tool_changes = Arc::new(tokio::sync::watch::Sender::new(0));
@@ -101,7 +104,11 @@ impl Sessions {
                     Transport::Builtin => Connect::Stdio(Launch {
                         program: weir_exe.clone(),
                         args: vec![crate::config::BUILTIN_SUBCOMMAND.to_owned()],
-                        env: Vec::new(),
+                        env: config
+                            .redis
+                            .iter()
+                            .map(|url| (crate::fleet::REDIS_ENV.to_owned(), url.clone()))
+                            .collect(),
                         cwd: None,
                     }),
                     Transport::Stdio(s) => Connect::Stdio(Launch {
@@ -149,6 +156,7 @@ impl Sessions {
                     restarts,
                     reaper: reaper.clone(),
                     tool_changes: tool_changes.clone(),
+                    fleet: fleet.clone(),
                 });
                 let upstream = Upstream::new(shared, server, closing.child_token());
                 (name.clone(), upstream)

@@ -68,6 +68,8 @@ pub(crate) struct ServerShared {
     /// Bumped when this server says its tools changed (see
     /// [`super::Sessions::tool_changes`]).
     pub tool_changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Where an open circuit is shared with the other replicas.
+    pub fleet: crate::fleet::Fleet,
 }
 
 /// Why a session did not open.
@@ -199,8 +201,21 @@ impl Slot {
                 }
             }
         }
+        // Another replica may have found the server dead: its circuit
+        // holds here too, rather than every replica trying in turn.
+        if let Some(open) = self.server.fleet.circuit(name).await {
+            return Err(CallError::Unavailable(format!(
+                "server `{name}`: circuit open on replica `{}` (its starts keep failing; last: {}); next attempt in {:.1} s",
+                open.replica,
+                open.error,
+                open.remaining.as_secs_f64()
+            )));
+        }
         match self.open().await {
             Ok(live) => {
+                if backoff.failing() {
+                    self.server.fleet.close_circuit(name).await;
+                }
                 backoff.succeeded();
                 if self.lost.swap(false, Ordering::Relaxed) {
                     self.server.restarts.inc();
@@ -212,12 +227,17 @@ impl Slot {
             }
             Err(error) => {
                 tracing::warn!(server = %name, %error, "server failed to start");
-                backoff.failed(
-                    Instant::now(),
-                    error.clone(),
-                    &self.server.settings,
-                    fastrand::f64(),
-                );
+                let now = Instant::now();
+                backoff.failed(now, error.clone(), &self.server.settings, fastrand::f64());
+                if matches!(
+                    backoff.verdict(now, &self.server.settings),
+                    Verdict::Open(_)
+                ) {
+                    self.server
+                        .fleet
+                        .open_circuit(name, &error, self.server.settings.circuit_cooldown)
+                        .await;
+                }
                 Err(CallError::Unavailable(format!(
                     "server `{name}` failed to start: {error}"
                 )))

@@ -31,6 +31,19 @@ pub fn weir_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process
         .expect("weir runs")
 }
 
+/// The Python of the test venv (scripts/test makes it), with the `mcp`
+/// SDK and the test fixtures' packages.
+pub fn python() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/.venv/bin/python");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `python3 -m venv tests/py/.venv && tests/py/.venv/bin/pip install \
+         -r tests/py/requirements.txt` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// weir's rmcp test server.
 pub const TEST_SERVER: &str = env!("CARGO_BIN_EXE_weir-test-server");
 

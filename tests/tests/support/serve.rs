@@ -229,6 +229,12 @@ impl Session {
         session
     }
 
+    /// The same session, its requests sent to `addr` from now on (another
+    /// replica of a fleet).
+    pub fn retarget(&mut self, addr: &str) {
+        self.addr = addr.to_owned();
+    }
+
     /// One request; the whole reply (headers and event stream).
     pub fn request(&mut self, method: &str, params: Value) -> String {
         self.next += 1;

@@ -1,0 +1,634 @@
+//! `weir serve --http` as a fleet: three replicas behind nginx (Debian's
+//! package), sharing state on Redis (Debian's package), driven by many
+//! Python `mcp` SDK clients at once — half on 2026-07-28, half in legacy
+//! sessions that nginx spreads round-robin over the replicas. Everything
+//! on loopback; nginx and Redis are started here, on ports of their own.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::serve::{Served, Session, plugins_dir, raw_http};
+use support::{Scratch, TEST_SERVER, python, wait_for};
+
+/// A port free on loopback now (for a config that must name it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A program of Debian's, wherever its package put it.
+fn program(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "{name} is not installed: scripts/test installs it (apt-get install nginx redis-server)"
+    );
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    let _ = rustix::process::kill_process(pid, signal);
+}
+
+/// A Redis server of the test's own, on loopback, nothing saved.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Self {
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+            dir: dir.to_owned(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts it (again) on its port.
+    fn restart(&mut self) {
+        let child = Command::new(program("redis-server"))
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        assert!(
+            wait_for(Duration::from_secs(30), || self.ping()),
+            "redis-server does not answer PING"
+        );
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Stops it (SIGTERM), waiting for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), rustix::process::Signal::TERM);
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// nginx in front of the replicas: round-robin, no affinity, streams
+/// unbuffered, the client's Host passed on (weir checks it). A refused
+/// connection goes to the next replica, and no replica is struck off for
+/// it (`max_fails=0`): a restarted one takes requests as soon as it
+/// listens.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, replicas: &[u16]) -> Self {
+        let port = free_port();
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
+        let servers: String = replicas
+            .iter()
+            .map(|p| format!("server 127.0.0.1:{p} max_fails=0;\n"))
+            .collect();
+        let p = prefix.display();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n\
+               client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+               fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+               upstream weir {{\n{servers}}}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+                 proxy_pass http://weir;\n      proxy_http_version 1.1;\n\
+                 proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n\
+                 proxy_buffering off;\n      proxy_read_timeout 300s;\n    }}\n  }}\n}}\n"
+        );
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let child = Command::new(program("nginx"))
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx");
+        let nginx = Self { child, port };
+        let addr = nginx.addr();
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                TcpStream::connect(&addr).is_ok()
+                    && raw_http(&addr, "/healthz", "").contains("200 OK")
+            }),
+            "nginx does not pass /healthz on"
+        );
+        nginx
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        signal(self.child.id(), rustix::process::Signal::QUIT);
+        if !wait_for(Duration::from_secs(5), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Three (or `n`) replicas of `weir serve --http` on one Redis, nginx in
+/// front, the test server upstream of each.
+struct Fleet {
+    scratch: Scratch,
+    plugins: PathBuf,
+    ports: Vec<u16>,
+    configs: Vec<PathBuf>,
+    replicas: Vec<Option<Served>>,
+    redis: Redis,
+    nginx: Option<Nginx>,
+}
+
+impl Fleet {
+    /// `weir` holds the settings every replica shares (besides `redis`,
+    /// `replica` and a grant of every tool); `servers` more upstreams.
+    fn start(tag: &str, n: usize, weir: Value, servers: Value) -> Self {
+        let scratch = Scratch::new(tag);
+        let plugins = plugins_dir(&scratch, &["testbed"]);
+        let redis = Redis::start(&scratch.dir);
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let configs = (0..n)
+            .map(|i| {
+                let mut settings = weir.clone();
+                settings["redis"] = json!(redis.url());
+                settings["replica"] = json!(format!("r{i}"));
+                settings["default_policy"] = json!({"allow": ["*/*"]});
+                let mut all = json!({"test": scratch.test_server(json!({}))});
+                if let (Some(a), Some(more)) = (all.as_object_mut(), servers.as_object()) {
+                    a.extend(more.clone());
+                }
+                let path = scratch.dir.join(format!("weir-r{i}.json"));
+                let doc = json!({"mcpServers": all, "weir": settings});
+                std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json"))
+                    .expect("write config");
+                path
+            })
+            .collect();
+        let mut fleet = Self {
+            scratch,
+            plugins,
+            ports,
+            configs,
+            replicas: Vec::new(),
+            redis,
+            nginx: None,
+        };
+        fleet.replicas = (0..n).map(|i| Some(fleet.launch(i))).collect();
+        fleet.nginx = Some(Nginx::start(&fleet.scratch.dir, &fleet.ports));
+        fleet
+    }
+
+    fn launch(&self, i: usize) -> Served {
+        let plugins = [std::ffi::OsStr::new("--plugins"), self.plugins.as_os_str()];
+        Served::launch_on(
+            &self.configs[i],
+            &plugins,
+            &[(
+                "RUST_LOG",
+                std::ffi::OsStr::new("warn,weir_host::fleet=info"),
+            )],
+            &format!("127.0.0.1:{}", self.ports[i]),
+        )
+    }
+
+    /// What nginx logged (upstreams refused, closed, timed out).
+    fn nginx_log(&self) -> String {
+        std::fs::read_to_string(self.scratch.dir.join("nginx/logs/error.log")).unwrap_or_default()
+    }
+
+    fn replica(&self, i: usize) -> &Served {
+        self.replicas[i].as_ref().expect("replica running")
+    }
+
+    /// MCP through nginx.
+    fn url(&self) -> String {
+        format!("http://{}/mcp", self.nginx.as_ref().expect("nginx").addr())
+    }
+
+    /// The test server's processes, counted from /proc: those whose
+    /// parent is one of the replicas.
+    fn upstream_processes(&self) -> usize {
+        let parents: Vec<u32> = self
+            .replicas
+            .iter()
+            .flatten()
+            .map(|r| r.child.id())
+            .collect();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                let dir = e.path();
+                let exe = std::fs::read_link(dir.join("exe")).ok();
+                let ppid = std::fs::read_to_string(dir.join("stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(") ")
+                            .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+                    });
+                exe.as_deref() == Some(Path::new(TEST_SERVER))
+                    && ppid.is_some_and(|p| parents.contains(&p))
+            })
+            .count()
+    }
+
+    /// A metric's value on replica `i`: the first sample whose line
+    /// starts with `name` and holds `label`.
+    fn metric_with(&self, i: usize, name: &str, label: &str) -> Option<f64> {
+        let reply = raw_http(&self.replica(i).addr(), "/metrics", "");
+        reply
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// [`Fleet::metric_with`] any labels.
+    fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        self.metric_with(i, name, "")
+    }
+}
+
+/// The load client, running: its progress and errors counted as they
+/// come, its report at the end.
+struct Load {
+    child: Child,
+    calls: Arc<AtomicUsize>,
+    errors: Arc<Mutex<Vec<String>>>,
+    report: Arc<Mutex<Option<Value>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: &str, args: &[&str]) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/fleet_client.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(url)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the Python load client");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let report = Arc::new(Mutex::new(None));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let out = std::thread::spawn({
+            let (calls, report) = (calls.clone(), report.clone());
+            move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(n) = line.strip_prefix("calls ") {
+                        calls.store(n.trim().parse().unwrap_or(0), Ordering::SeqCst);
+                    } else if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        *report.lock().expect("report") = Some(v);
+                    }
+                }
+            }
+        });
+        let err = std::thread::spawn({
+            let errors = errors.clone();
+            move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    errors.lock().expect("errors").push(line);
+                }
+            }
+        });
+        Self {
+            child,
+            calls,
+            errors,
+            report,
+            readers: vec![out, err],
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Lines the client wrote about failed calls so far.
+    fn failures(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .expect("errors")
+            .iter()
+            .filter(|l| l.starts_with("error ") || l.starts_with("wrong "))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for `more` calls beyond now to finish (bounded, not timed).
+    fn wait_for_more(&self, more: usize) {
+        let target = self.calls() + more;
+        assert!(
+            wait_for(Duration::from_secs(120), || self.calls() >= target),
+            "the load stalled at {} calls (waiting for {target}); client said:\n{}",
+            self.calls(),
+            self.errors.lock().expect("errors").join("\n")
+        );
+    }
+
+    /// Waits for the client to exit; its report.
+    fn finish(mut self) -> Value {
+        let status = self.child.wait().expect("wait for the client");
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let stderr = self.errors.lock().expect("errors").join("\n");
+        assert!(
+            status.success(),
+            "the load client failed ({status}):\n{stderr}"
+        );
+        let report = self.report.lock().expect("report").take();
+        report.unwrap_or_else(|| panic!("no report from the load client:\n{stderr}"))
+    }
+}
+
+fn count(report: &Value, field: &str) -> usize {
+    report[field].as_array().map_or(0, Vec::len)
+}
+
+/// 100 clients, half of each revision, through nginx round-robin over
+/// three replicas: every answer right, every legacy session kept across
+/// replicas, the plugin's 50 calls/s holding fleet-wide, one upstream
+/// process per replica; the kv store and a session opened on one replica
+/// seen from another.
+#[test]
+fn a_fleet_behind_nginx_is_one_weir() {
+    let fleet = Fleet::start(
+        "fleet",
+        3,
+        json!({"plugins": {"testbed": {"calls_per_second": 50}}}),
+        json!({}),
+    );
+    let load = Load::start(&fleet.url(), &["--clients", "100", "--calls", "6"]);
+    let report = load.finish();
+    assert_eq!(report["ok"], 600, "{report}");
+    assert_eq!(count(&report, "wrong"), 0, "{report}");
+    assert_eq!(count(&report, "errors"), 0, "{report}");
+    assert_eq!(report["protocols"]["2026-07-28"], "2026-07-28");
+    assert_eq!(report["protocols"]["legacy"], "2025-11-25");
+    // nginx spread each legacy session's requests over the replicas.
+    assert_eq!(report["legacy_sessions_kept"], 50, "{report}");
+
+    // The rate, fleet-wide: one second's burst, then 50 a second. Measured
+    // past the burst, on the calls' own completion times.
+    let mut times: Vec<f64> = report["times"]
+        .as_array()
+        .expect("times")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let (from, to) = (times[0] + 2.0, times[times.len() - 1] - 0.5);
+    let inside = times.iter().filter(|t| (from..=to).contains(*t)).count();
+    let rate = inside as f64 / (to - from);
+    assert!(
+        (45.0..=55.0).contains(&rate),
+        "the fleet-wide limit of 50 calls/s measured {rate:.1}/s over {:.1} s",
+        to - from
+    );
+    for i in 0..3 {
+        assert!(
+            fleet
+                .metric_with(i, "weir_plugin_rate_waits_total", "plugin=\"testbed\"")
+                .unwrap_or(0.0)
+                > 0.0,
+            "replica {i} never waited its turn"
+        );
+        assert_eq!(fleet.metric(i, "weir_redis_up"), Some(1.0));
+    }
+
+    // Sessions = replicas × servers × pool: 3, counted from outside.
+    assert_eq!(fleet.upstream_processes(), 3);
+    assert_eq!(fleet.scratch.sessions().len(), 3, "test server sessions");
+
+    // A value stored through one replica is read through another.
+    let call = |i: usize, input: String| {
+        let mut session = Session::open(&fleet.replica(i).addr());
+        session.request(
+            "tools/call",
+            json!({"name": "testbed", "arguments": {"input": input}}),
+        )
+    };
+    let set = call(
+        0,
+        r#"call:builtin:kv_set:{"key":"k","value":"shared-value"}"#.into(),
+    );
+    assert!(set.contains("ok:ok"), "{set}");
+    let got = call(2, r#"call:builtin:kv_get:{"key":"k"}"#.into());
+    assert!(got.contains("ok:shared-value"), "{got}");
+
+    // A legacy session opened on replica 0 goes on on replica 1.
+    let mut session = Session::open(&fleet.replica(0).addr());
+    let on_first = session.request("tools/list", json!({}));
+    assert!(on_first.contains("testbed"), "{on_first}");
+    let mut moved = session;
+    moved.retarget(&fleet.replica(1).addr());
+    let on_second = moved.request(
+        "tools/call",
+        json!({"name": "testbed", "arguments": {"input": r#"call:test:echo:{"message":"moved"}"#}}),
+    );
+    assert!(on_second.contains("moved"), "{on_second}");
+}
+
+/// Under steady load through nginx: one replica killed (its in-flight
+/// calls fail, nothing else), a rolling restart by SIGTERM (no call
+/// lost), Redis stopped (degraded: a warning, `weir_redis_up 0`, calls go
+/// on) and started again.
+#[test]
+fn a_fleet_loses_nothing_but_what_was_in_flight() {
+    let mut fleet = Fleet::start(
+        "fleet-chaos",
+        3,
+        json!({
+            "plugins": {"testbed": {"calls_per_second": 2000}},
+            "shutdown_grace_secs": 20
+        }),
+        json!({}),
+    );
+    let stop_file = fleet.scratch.dir.join("stop-load");
+    let clients = 20;
+    let load = Load::start(
+        &fleet.url(),
+        &[
+            "--clients",
+            &clients.to_string(),
+            "--until",
+            &stop_file.display().to_string(),
+            "--progress",
+            "10",
+        ],
+    );
+    load.wait_for_more(200);
+    assert!(load.failures().is_empty(), "{:?}", load.failures());
+
+    // One replica killed outright.
+    if let Some(mut killed) = fleet.replicas[2].take() {
+        let _ = killed.child.kill();
+        let _ = killed.child.wait();
+    }
+    load.wait_for_more(200);
+    let after_kill = load.failures();
+    assert!(
+        after_kill.len() <= clients,
+        "more calls failed than could have been in flight on the killed replica: {after_kill:#?}"
+    );
+    fleet.replicas[2] = Some(fleet.launch(2));
+    load.wait_for_more(100);
+    let before_rolling = load.failures().len();
+
+    // A rolling restart: SIGTERM one replica at a time, start it again.
+    for i in 0..3 {
+        let served = fleet.replicas[i].take().expect("replica");
+        let status = served.stop();
+        assert!(status.success(), "replica {i} exited with {status}");
+        fleet.replicas[i] = Some(fleet.launch(i));
+        load.wait_for_more(100);
+    }
+    let rolling = load.failures();
+    assert_eq!(
+        rolling.len(),
+        before_rolling,
+        "calls failed in a rolling restart: {:#?}\nnginx:\n{}",
+        &rolling[before_rolling..],
+        fleet.nginx_log()
+    );
+
+    // Redis away: degraded, calls go on; back: shared again.
+    fleet.redis.stop();
+    load.wait_for_more(200);
+    assert!(
+        wait_for(Duration::from_secs(30), || (0..3)
+            .any(|i| fleet.metric(i, "weir_redis_up") == Some(0.0))),
+        "no replica reports weir_redis_up 0 with Redis stopped"
+    );
+    let degraded = (0..3)
+        .find(|&i| fleet.metric(i, "weir_redis_up") == Some(0.0))
+        .expect("a degraded replica");
+    assert!(
+        fleet
+            .replica(degraded)
+            .log()
+            .contains("Redis is unreachable"),
+        "{}",
+        fleet.replica(degraded).log()
+    );
+    fleet.redis.restart();
+    assert!(
+        wait_for(Duration::from_secs(60), || fleet
+            .metric(degraded, "weir_redis_up")
+            == Some(1.0)),
+        "replica {degraded} did not see Redis come back"
+    );
+    load.wait_for_more(100);
+    assert_eq!(
+        load.failures().len(),
+        before_rolling,
+        "calls failed while Redis was away: {:#?}",
+        &load.failures()[before_rolling..]
+    );
+
+    std::fs::write(&stop_file, "").expect("stop the load");
+    let report = load.finish();
+    assert_eq!(count(&report, "wrong"), 0, "{report}");
+    assert!(report["ok"].as_u64().unwrap_or(0) >= 900, "{report}");
+    // Each failed call was one the killed replica had in flight: the
+    // client saw the connection go, not a wrong answer.
+    for error in report["errors"].as_array().into_iter().flatten() {
+        let what = error["error"].as_str().unwrap_or_default();
+        assert!(!what.is_empty(), "{error}");
+    }
+}
+
+/// A server dead for one replica is dead for all: its circuit opened on
+/// one replica makes the others fail fast, naming who opened it.
+#[test]
+fn an_open_circuit_is_shared() {
+    let fleet = Fleet::start(
+        "fleet-circuit",
+        2,
+        json!({"circuit_threshold": 2, "backoff_base_secs": 0.05, "backoff_max_secs": 0.1,
+               "circuit_cooldown_secs": 120}),
+        json!({"dead": {"command": "/nonexistent/mcp-server"}}),
+    );
+    let call = |i: usize| {
+        let mut session = Session::open(&fleet.replica(i).addr());
+        session.request(
+            "tools/call",
+            json!({"name": "testbed", "arguments": {"input": "call:dead:anything:{}"}}),
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || call(0).contains("circuit open")),
+        "replica 0's circuit never opened"
+    );
+    let other = call(1);
+    assert!(
+        other.contains("circuit open on replica `r0`"),
+        "replica 1 tried the dead server itself: {other}"
+    );
+    // Replica 1 spawned nothing for it: its error is replica 0's.
+    assert!(other.contains("/nonexistent/mcp-server"), "{other}");
+}
