@@ -54,9 +54,22 @@ pub struct AliasCheck {
     pub error: Option<String>,
 }
 
+/// What doctor found of the fleet's Redis (`weir.redis`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisCheck {
+    /// The URL, password masked.
+    pub target: String,
+    pub ok: bool,
+    /// One `PING` round trip, in milliseconds.
+    pub ping_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
 /// Everything doctor found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The fleet's Redis, where one is configured.
+    pub redis: Option<RedisCheck>,
     pub servers: Vec<ServerCheck>,
     pub plugins: Vec<PluginCheck>,
     pub aliases: Vec<AliasCheck>,
@@ -67,7 +80,8 @@ pub struct Report {
 impl Report {
     /// Whether everything checked is usable.
     pub fn ok(&self) -> bool {
-        self.servers.iter().all(|s| s.ok)
+        self.redis.as_ref().is_none_or(|r| r.ok)
+            && self.servers.iter().all(|s| s.ok)
             && self.plugins.iter().all(|p| p.ok)
             && self.aliases.iter().all(|a| a.ok)
     }
@@ -190,7 +204,17 @@ pub async fn check(host: &Host) -> Report {
             }
         })
         .collect();
+    let redis = match host.fleet().ping().await {
+        None => None,
+        Some(answer) => Some(RedisCheck {
+            target: host.fleet().shown().unwrap_or("redis").to_owned(),
+            ok: answer.is_ok(),
+            ping_ms: answer.as_ref().ok().map(|rtt| ms(*rtt)),
+            error: answer.err(),
+        }),
+    };
     Report {
+        redis,
         servers,
         plugins,
         aliases,
@@ -327,6 +351,26 @@ fn next_step_for_plugin(error: &PluginError) -> String {
 /// The report as a table, for a terminal.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    if let Some(redis) = &report.redis {
+        out.push_str("Shared state (weir.redis)\n");
+        table(
+            &mut out,
+            ["redis", "status", "ping"],
+            &[[
+                redis.target.clone(),
+                if redis.ok { "ok".into() } else { "FAIL".into() },
+                redis.ping_ms.map_or("-".into(), |v| format!("{v:.2} ms")),
+            ]],
+        );
+        if let Some(error) = &redis.error {
+            out.push_str(&format!(
+                "  ✗ {}: {error}\n    → start Redis there, or fix weir.redis; until it answers, each replica \
+                 keeps its own rate limits, circuits and sessions, and the built-in kv refuses calls\n",
+                redis.target
+            ));
+        }
+        out.push('\n');
+    }
     out.push_str("Servers\n");
     let rows: Vec<[String; 7]> = report
         .servers

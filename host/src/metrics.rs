@@ -102,6 +102,12 @@ pub struct GateTallies {
     pub rate_waits: Tally,
 }
 
+/// Label of the fleet's Redis gauge: which Redis (host and port).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisLabel {
+    pub redis: String,
+}
+
 /// Labels of a Redis command's counter: what it was for.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabel {
@@ -145,7 +151,7 @@ pub struct Metrics {
     run_latency: Family<PluginLabel, Histogram>,
     denials: Family<PluginLabel, Counter>,
     rate_waits: Family<PluginLabel, Counter>,
-    redis_up: Family<Vec<(String, String)>, Gauge>,
+    redis_up: Family<RedisLabel, Gauge>,
     redis_errors: Family<CommandLabel, Counter>,
     /// Encoding takes `&Registry` while gauges are refreshed: one scrape
     /// at a time keeps the refresh and the text consistent.
@@ -322,12 +328,15 @@ impl Metrics {
         }
     }
 
-    /// What the fleet's shared state reports: whether Redis answers, and
-    /// its failed commands. Only a host with `weir.redis` asks for these,
-    /// so `weir_redis_up` exists only where Redis is configured.
-    pub fn redis_gauges(&self) -> RedisGauges {
+    /// What the fleet's shared state reports: whether the Redis at
+    /// `redis` (host and port) answers, and its failed commands. Only a
+    /// host with `weir.redis` asks for these, so `weir_redis_up` exists
+    /// only where Redis is configured.
+    pub fn redis_gauges(&self, redis: &str) -> RedisGauges {
         RedisGauges {
-            up: self.redis_up.get_or_create_owned(&Vec::new()),
+            up: self.redis_up.get_or_create_owned(&RedisLabel {
+                redis: redis.to_owned(),
+            }),
             errors: self.redis_errors.clone(),
         }
     }

@@ -306,10 +306,17 @@ fn inspect_reports_what_a_plugin_is() {
 #[test]
 fn deployment_files_are_valid_and_agree_with_weir() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let manifests: Vec<_> = ["configmap", "deployment", "secret", "service"]
-        .iter()
-        .map(|m| root.join(format!("deploy/kubernetes/{m}.yaml")))
-        .collect();
+    let manifests: Vec<_> = [
+        "configmap",
+        "deployment",
+        "secret",
+        "service",
+        "redis-deployment",
+        "redis-service",
+    ]
+    .iter()
+    .map(|m| root.join(format!("deploy/kubernetes/{m}.yaml")))
+    .collect();
     let venv = root.join("tests/py/.venv/bin");
     let out = Command::new(venv.join("kubernetes-validate"))
         .arg("--strict")
@@ -338,6 +345,9 @@ fn deployment_files_are_valid_and_agree_with_weir() {
     let env = |name: &str| match name {
         "POD_NAME" => Some("weir-7d9f-abcde".to_owned()),
         "WEIR_SERVE_TOKEN" => Some("a-long-random-token-from-the-secret".to_owned()),
+        "WEIR_REDIS_URL" => docs[2]["stringData"]["redis-url"]
+            .as_str()
+            .map(str::to_owned),
         _ => None,
     };
     let config = weir_host::config::Config::from_json(
@@ -348,6 +358,10 @@ fn deployment_files_are_valid_and_agree_with_weir() {
     .expect("the ConfigMap's config is valid");
     assert_eq!(config.replica.as_deref(), Some("weir-7d9f-abcde"));
     assert!(config.serve_auth.is_some(), "behind a token");
+    // The replicas share state on the Redis the manifests deploy.
+    assert_eq!(config.redis.as_deref(), Some("redis://weir-redis:6379"));
+    assert_eq!(docs[5]["metadata"]["name"], "weir-redis");
+    assert_eq!(docs[5]["spec"]["ports"][0]["port"], 6379);
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -358,7 +372,10 @@ fn deployment_files_are_valid_and_agree_with_weir() {
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
-    assert_eq!(env_names, ["POD_NAME", "WEIR_SERVE_TOKEN"]);
+    assert_eq!(
+        env_names,
+        ["POD_NAME", "WEIR_SERVE_TOKEN", "WEIR_REDIS_URL"]
+    );
     let grace = pod["terminationGracePeriodSeconds"]
         .as_f64()
         .expect("grace");

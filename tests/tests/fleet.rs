@@ -632,3 +632,42 @@ fn an_open_circuit_is_shared() {
     // Replica 1 spawned nothing for it: its error is replica 0's.
     assert!(other.contains("/nonexistent/mcp-server"), "{other}");
 }
+
+/// `weir doctor` asks the fleet's Redis: its round trip when it answers;
+/// when it does not, a failed check saying what a replica does meanwhile.
+#[test]
+fn doctor_checks_the_fleets_redis() {
+    let scratch = Scratch::new("fleet-doctor");
+    let mut redis = Redis::start(&scratch.dir);
+    let config = scratch.config(json!({"redis": redis.url(), "builtin": false}), json!({}));
+    let doctor = || {
+        let out = Command::new(support::WEIR)
+            .arg("doctor")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("weir doctor runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = doctor();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Shared state (weir.redis)"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&redis.url()))
+        .unwrap_or_else(|| panic!("no line for Redis in:\n{text}"));
+    assert!(line.contains("ok") && line.contains(" ms"), "{line}");
+
+    redis.stop();
+    let (code, text) = doctor();
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("start Redis there, or fix weir.redis"),
+        "{text}"
+    );
+}

@@ -89,10 +89,20 @@ impl Fleet {
             .set_max_delay(RETRY_AFTER);
         let redis = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| FleetError::Url(e.to_string()))?;
-        let shown = url::Url::parse(url)
-            .map(|u| crate::redact::url(&u))
-            .unwrap_or_else(|_| "redis".to_owned());
-        let gauges = metrics.redis_gauges();
+        let parsed = url::Url::parse(url).ok();
+        let shown = parsed
+            .as_ref()
+            .map_or_else(|| "redis".to_owned(), crate::redact::url);
+        let target = match parsed.as_ref().and_then(|u| u.host_str()) {
+            Some(host) => format!(
+                "{host}:{}",
+                parsed.as_ref().and_then(|u| u.port()).unwrap_or(6379)
+            ),
+            None => parsed
+                .as_ref()
+                .map_or("redis".to_owned(), |u| u.path().to_owned()),
+        };
+        let gauges = metrics.redis_gauges(&target);
         gauges.up.set(1);
         Ok(Self {
             shared: Some(Arc::new(Shared {
@@ -147,6 +157,35 @@ impl Fleet {
         None
     }
 
+    /// Asks Redis `PING` now, degraded or not (for `weir doctor`): the
+    /// round trip, or why there was none; `None` without Redis.
+    pub async fn ping(&self) -> Option<Result<Duration, String>> {
+        let shared = self.shared.as_ref()?;
+        let started = Instant::now();
+        let mut redis = shared.redis.clone();
+        let answer = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut redis),
+        )
+        .await;
+        Some(match answer {
+            Ok(Ok(_)) => {
+                shared.answered();
+                Ok(started.elapsed())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                COMMAND_TIMEOUT.as_millis()
+            )),
+        })
+    }
+
+    /// The Redis URL, its password masked.
+    pub fn shown(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.shown.as_str())
+    }
+
     fn key(parts: &[&str]) -> String {
         let mut key = PREFIX.to_owned();
         key.push_str(&parts.join(":"));
@@ -196,5 +235,86 @@ impl std::fmt::Debug for Fleet {
             Some(s) => write!(f, "Fleet({})", s.shown),
             None => f.write_str("Fleet(local)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis that refuses connections: the fleet is degraded at the
+    /// first command, says so in its metrics, and asks no more until the
+    /// retry is due — every answer `None`, none of them an error.
+    #[tokio::test]
+    async fn an_unreachable_redis_degrades_at_once() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let metrics = Metrics::for_replica(Some("r1"));
+        let fleet = Fleet::redis(&format!("redis://127.0.0.1:{port}"), Some("r1"), &metrics)
+            .expect("a valid URL");
+        assert!(fleet.is_shared() && !fleet.degraded());
+        assert_eq!(fleet.reserve_call("p", 10.0).await, None);
+        assert!(fleet.degraded());
+        let text = metrics.render([]);
+        assert!(
+            text.contains(&format!(
+                "weir_redis_up{{replica=\"r1\",redis=\"127.0.0.1:{port}\"}} 0"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_redis_errors_total{replica=\"r1\",command=\"rate\"} 1"),
+            "{text}"
+        );
+        // Not due for a retry: not asked, not counted.
+        assert_eq!(fleet.kv_get("k").await, None);
+        assert_eq!(fleet.circuit("s").await, None);
+        let text = metrics.render([]);
+        assert!(!text.contains("command=\"kv\""), "{text}");
+    }
+
+    /// A Redis that accepts but never answers costs a command at most
+    /// [`COMMAND_TIMEOUT`], not a hang.
+    #[tokio::test]
+    async fn a_silent_redis_is_given_up_on() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                kept.push(stream);
+            }
+        });
+        let fleet = Fleet::redis(&format!("redis://127.0.0.1:{port}"), None, &Metrics::new())
+            .expect("a valid URL");
+        let asked = tokio::time::timeout(COMMAND_TIMEOUT * 20, fleet.kv_set("k", "v", 10)).await;
+        assert_eq!(
+            asked.ok(),
+            Some(None),
+            "the command neither hung nor answered"
+        );
+        assert!(fleet.degraded());
+        held.abort();
+    }
+
+    /// A URL the client does not take is refused when the host is built.
+    #[test]
+    fn a_bad_url_is_named() {
+        let error = Fleet::redis("redis://[::1", None, &Metrics::new())
+            .err()
+            .expect("refused");
+        assert!(error.to_string().starts_with("weir.redis:"), "{error}");
+    }
+
+    /// Without Redis there is nothing shared and nothing degraded.
+    #[tokio::test]
+    async fn a_local_fleet_shares_nothing() {
+        let fleet = Fleet::local();
+        assert!(!fleet.is_shared() && !fleet.degraded());
+        assert_eq!(fleet.kv_get("k").await, None);
+        assert_eq!(format!("{fleet:?}"), "Fleet(local)");
     }
 }
