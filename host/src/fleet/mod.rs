@@ -303,9 +303,7 @@ mod tests {
     /// A URL the client does not take is refused when the host is built.
     #[test]
     fn a_bad_url_is_named() {
-        let error = Fleet::redis("redis://[::1", None, &Metrics::new())
-            .err()
-            .expect("refused");
+        let error = Fleet::redis("redis://[::1", None, &Metrics::new()).expect_err("refused");
         assert!(error.to_string().starts_with("weir.redis:"), "{error}");
     }
 
