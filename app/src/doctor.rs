@@ -204,15 +204,12 @@ pub async fn check(host: &Host) -> Report {
             }
         })
         .collect();
-    let redis = match host.fleet().ping().await {
-        None => None,
-        Some(answer) => Some(RedisCheck {
-            target: host.fleet().shown().unwrap_or("redis").to_owned(),
-            ok: answer.is_ok(),
-            ping_ms: answer.as_ref().ok().map(|rtt| ms(*rtt)),
-            error: answer.err(),
-        }),
-    };
+    let redis = host.fleet().ping().await.map(|answer| RedisCheck {
+        target: host.fleet().shown().unwrap_or("redis").to_owned(),
+        ok: answer.is_ok(),
+        ping_ms: answer.as_ref().ok().map(|rtt| ms(*rtt)),
+        error: answer.err(),
+    });
     Report {
         redis,
         servers,
