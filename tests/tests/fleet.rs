@@ -6,8 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,173 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::serve::{Served, Session, plugins_dir, raw_http};
 use support::{Scratch, TEST_SERVER, python, wait_for};
-
-/// A port free on loopback now (for a config that must name it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A program of Debian's, wherever its package put it.
-fn program(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let path = Path::new(dir).join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "{name} is not installed: scripts/test installs it (apt-get install nginx redis-server)"
-    );
-}
-
-fn signal(pid: u32, signal: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
-    let _ = rustix::process::kill_process(pid, signal);
-}
-
-/// A Redis server of the test's own, on loopback, nothing saved.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Self {
-        let mut redis = Self {
-            child: None,
-            port: free_port(),
-            dir: dir.to_owned(),
-        };
-        redis.restart();
-        redis
-    }
-
-    /// Starts it (again) on its port.
-    fn restart(&mut self) {
-        let child = Command::new(program("redis-server"))
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--port", &self.port.to_string()])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        assert!(
-            wait_for(Duration::from_secs(30), || self.ping()),
-            "redis-server does not answer PING"
-        );
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    /// Stops it (SIGTERM), waiting for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(child.id(), rustix::process::Signal::TERM);
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// nginx in front of the replicas: round-robin, no affinity, streams
-/// unbuffered, the client's Host passed on (weir checks it). A refused
-/// connection goes to the next replica, and no replica is struck off for
-/// it (`max_fails=0`): a restarted one takes requests as soon as it
-/// listens.
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &Path, replicas: &[u16]) -> Self {
-        let port = free_port();
-        let prefix = dir.join("nginx");
-        std::fs::create_dir_all(prefix.join("logs")).expect("nginx dir");
-        let servers: String = replicas
-            .iter()
-            .map(|p| format!("server 127.0.0.1:{p} max_fails=0;\n"))
-            .collect();
-        let p = prefix.display();
-        let conf = format!(
-            "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n\
-               client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
-               fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
-               upstream weir {{\n{servers}}}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
-                 proxy_pass http://weir;\n      proxy_http_version 1.1;\n\
-                 proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n\
-                 proxy_buffering off;\n      proxy_read_timeout 300s;\n    }}\n  }}\n}}\n"
-        );
-        let conf_path = prefix.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("nginx.conf");
-        let child = Command::new(program("nginx"))
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nginx");
-        let nginx = Self { child, port };
-        let addr = nginx.addr();
-        assert!(
-            wait_for(Duration::from_secs(30), || {
-                TcpStream::connect(&addr).is_ok()
-                    && raw_http(&addr, "/healthz", "").contains("200 OK")
-            }),
-            "nginx does not pass /healthz on"
-        );
-        nginx
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        signal(self.child.id(), rustix::process::Signal::QUIT);
-        if !wait_for(Duration::from_secs(5), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        }) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
+use weir_tests::rig::{Nginx, Redis, free_port};
 
 /// Three (or `n`) replicas of `weir serve --http` on one Redis, nginx in
 /// front, the test server upstream of each.
@@ -251,7 +84,7 @@ impl Fleet {
 
     /// What nginx logged (upstreams refused, closed, timed out).
     fn nginx_log(&self) -> String {
-        std::fs::read_to_string(self.scratch.dir.join("nginx/logs/error.log")).unwrap_or_default()
+        self.nginx.as_ref().map(Nginx::log).unwrap_or_default()
     }
 
     fn replica(&self, i: usize) -> &Served {
@@ -496,7 +329,8 @@ fn a_fleet_behind_nginx_is_one_weir() {
 /// Under steady load through nginx: one replica killed (its in-flight
 /// calls fail, nothing else), a rolling restart by SIGTERM (no call
 /// lost), Redis stopped (degraded: a warning, `weir_redis_up 0`, calls go
-/// on) and started again.
+/// on — legacy sessions only on the replica that has them) and started
+/// again (every call goes through again).
 #[test]
 fn a_fleet_loses_nothing_but_what_was_in_flight() {
     let mut fleet = Fleet::start(
@@ -582,12 +416,29 @@ fn a_fleet_loses_nothing_but_what_was_in_flight() {
             == Some(1.0)),
         "replica {degraded} did not see Redis come back"
     );
+    // While Redis was away, a legacy session was known to its own replica
+    // only: a request nginx sent elsewhere got 404 (the spec's "open a new
+    // session"). Nothing else failed, and 2026-07-28 clients not at all.
     load.wait_for_more(100);
+    let outage = load.failures();
+    for failure in &outage[before_rolling..] {
+        let client: usize = failure
+            .split(' ')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            client % 2 == 1 && failure.contains("Session terminated"),
+            "a call failed while Redis was away: {failure}"
+        );
+    }
+    // Redis back: every client's calls go through again.
+    load.wait_for_more(200);
     assert_eq!(
         load.failures().len(),
-        before_rolling,
-        "calls failed while Redis was away: {:#?}",
-        &load.failures()[before_rolling..]
+        outage.len(),
+        "calls failed after Redis came back: {:#?}",
+        &load.failures()[outage.len()..]
     );
 
     std::fs::write(&stop_file, "").expect("stop the load");

@@ -238,19 +238,7 @@ pub async fn serve(
     let connections = tokio_util::task::TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
-    loop {
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors, say: wait a little, go on.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => break,
-        };
+    let take = |stream: TcpStream, peer: SocketAddr| {
         // An answer goes out in several writes (headers, the stream's
         // priming event, the result): with Nagle's algorithm on, the last
         // waits for the client's delayed ACK, ~40 ms a call.
@@ -264,7 +252,7 @@ pub async fn serve(
                 "connection refused: weir.http_max_connections connections are open"
             );
             connections.spawn(refuse(stream));
-            continue;
+            return;
         };
         let routes = routes.clone();
         let stop = stop.clone();
@@ -273,13 +261,52 @@ pub async fn serve(
             let _permit = permit;
             serve_connection(stream, peer, routes, stop, &limits).await;
         });
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => take(stream, peer),
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little, go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = stop.cancelled() => break,
+        }
     }
-    // Closed now, not when the connections are done: a connection the
-    // kernel would queue meanwhile is refused instead, and the load
-    // balancer sends its request to another replica.
-    drop(listener);
+    // Connections the kernel has already completed are taken and answered
+    // (closing the listener would reset them, their requests sent); then
+    // the listener closes at once, not when the connections are done: a
+    // connection tried from now on is refused, and the load balancer sends
+    // its request to another replica.
+    for (stream, peer) in queued(listener) {
+        take(stream, peer);
+    }
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
+}
+
+/// The connections waiting in `listener`'s queue, taken without waiting;
+/// the listener is closed when they are.
+fn queued(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let Ok(listener) = listener.into_std() else {
+        return Vec::new();
+    };
+    let mut taken = Vec::new();
+    if listener.set_nonblocking(true).is_err() {
+        return taken;
+    }
+    while let Ok((stream, peer)) = listener.accept() {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(stream) => taken.push((stream, peer)),
+            Err(error) => tracing::debug!(%peer, %error, "cannot take a queued connection"),
+        }
+    }
+    taken
 }
 
 /// One connection, until it closes, overstays a clock, or `stop`.
