@@ -33,7 +33,7 @@ fn required(name: &str) -> PathBuf {
 }
 
 /// Waits up to `limit` for `check`: a bound on a wait, not a timing.
-fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn within(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if check() {
@@ -193,7 +193,7 @@ impl Nginx {
 }
 
 /// Whether `GET /healthz` at `addr` answers 200.
-fn healthz(addr: &str) -> bool {
+pub fn healthz(addr: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return false;
     };

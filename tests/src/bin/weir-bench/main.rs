@@ -3,7 +3,7 @@
 //!
 //! `scripts/bench` builds and runs it; `--quick` shortens every part,
 //! `--only PART` runs one (overhead, storm, instantiation, scale, python,
-//! serve, guests, code). It
+//! serve, guests, code, fleet). It
 //! prints a table and writes JSON (`--out FILE`). Each part is bounded by
 //! its iteration counts and stops by itself.
 //!
@@ -20,10 +20,14 @@
 //!    compile, cached load, instantiation, a run, a tool call;
 //! 8. code mode: `tools/list` bytes vs pass-through, a 20-call task as
 //!    client round trips vs one script, an empty execution, and the peers'
-//!    executors (a V8 isolate, a Deno process) on the same scripts.
+//!    executors (a V8 isolate, a Deno process) on the same scripts;
+//! 9. the fleet: calls through nginx over 1, 2, 3 replicas on one Redis,
+//!    and the cost per call of the shared rate limit (with and without
+//!    Redis).
 
 mod code;
 mod fakes;
+mod fleet;
 mod guests;
 mod instantiation;
 mod overhead;
@@ -231,6 +235,7 @@ enum Part {
     Serve,
     Guests,
     Code,
+    Fleet,
 }
 
 async fn bench_main() -> Result<()> {
@@ -284,6 +289,9 @@ async fn bench_main() -> Result<()> {
     }
     if wanted(Part::Code) {
         bench.code_mode(&everything, &test_server).await?;
+    }
+    if wanted(Part::Fleet) {
+        bench.fleet(&test_server).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if let Some(out) = &args.out {
