@@ -5,10 +5,13 @@ Used by tests/tests/fleet.rs and scripts/bench. Client i speaks MCP
 2026-07-28 (stateless) when i is even and 2025-11-25 (a legacy session,
 `Mcp-Session-Id`) when odd. Each calls the `testbed` plugin, which calls
 the upstream test server's `echo`, with a message of its own, and checks
-the answer is its own message back.
+the answer is its own message back. With --hang each calls `hang`
+instead, which never answers: a call in flight for as long as the test
+wants, to see how it ends when its replica goes.
 
     fleet_client.py URL --clients 100 --calls 6
     fleet_client.py URL --clients 20 --until STOP_FILE
+    fleet_client.py URL --clients 2 --calls 1 --hang
 
 With --calls, each client makes that many calls; with --until, clients
 call until the file exists. After a failed call a client reconnects (a
@@ -39,6 +42,7 @@ def parse_args():
     p.add_argument("--until", help="call until this file exists")
     p.add_argument("--progress", type=int, default=50)
     p.add_argument("--only", choices=["legacy", "2026-07-28"], help="every client in this mode")
+    p.add_argument("--hang", action="store_true", help="call the test server's `hang` (never answers)")
     return p.parse_args()
 
 
@@ -100,10 +104,8 @@ async def client(args, i, tally):
                 while more():
                     message = f"client {i} call {made}"
                     made += 1
-                    result = await session.call_tool(
-                        "testbed",
-                        {"input": "call:test:echo:" + json.dumps({"message": message})},
-                    )
+                    tool = "hang:{}" if args.hang else "echo:" + json.dumps({"message": message})
+                    result = await session.call_tool("testbed", {"input": "call:test:" + tool})
                     text = "".join(c.text for c in result.content if c.type == "text")
                     if result.is_error or text != f"ok:{message}":
                         tally.wrong.append({"client": i, "mode": mode, "expected": message, "got": text})

@@ -222,8 +222,20 @@ impl Load {
         );
     }
 
-    /// Waits for the client to exit; its report.
-    fn finish(mut self) -> Value {
+    /// Waits for the client to exit (once its calls are made, or it is
+    /// told to stop); its report. A client still running after `limit`
+    /// has calls that never end: it is killed and the test fails, saying
+    /// so.
+    fn finish(mut self, limit: Duration) -> Value {
+        if !wait_for(limit, || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "the load client's calls had not all ended within {} s; it said:\n{}",
+                limit.as_secs(),
+                self.errors.lock().expect("errors").join("\n")
+            );
+        }
         let status = self.child.wait().expect("wait for the client");
         for reader in self.readers.drain(..) {
             let _ = reader.join();
@@ -256,7 +268,7 @@ fn a_fleet_behind_nginx_is_one_weir() {
         json!({}),
     );
     let load = Load::start(&fleet.url(), &["--clients", "100", "--calls", "6"]);
-    let report = load.finish();
+    let report = load.finish(Duration::from_secs(300));
     assert_eq!(report["ok"], 600, "{report}");
     assert_eq!(count(&report, "wrong"), 0, "{report}");
     assert_eq!(count(&report, "errors"), 0, "{report}");
@@ -442,7 +454,7 @@ fn a_fleet_loses_nothing_but_what_was_in_flight() {
     );
 
     std::fs::write(&stop_file, "").expect("stop the load");
-    let report = load.finish();
+    let report = load.finish(Duration::from_secs(120));
     assert_eq!(count(&report, "wrong"), 0, "{report}");
     assert!(report["ok"].as_u64().unwrap_or(0) >= 900, "{report}");
     // Each failed call was one the killed replica had in flight: the
@@ -451,6 +463,38 @@ fn a_fleet_loses_nothing_but_what_was_in_flight() {
         let what = error["error"].as_str().unwrap_or_default();
         assert!(!what.is_empty(), "{error}");
     }
+}
+
+/// A replica killed with calls in flight, then started again: each call
+/// it had fails at once, on both revisions — none waits on a stream that
+/// died with the replica, though the legacy session lives on in Redis and
+/// a replica answers on the same address again.
+#[test]
+fn calls_in_flight_on_a_killed_replica_fail_at_once() {
+    let mut fleet = Fleet::start("fleet-killed", 1, json!({}), json!({}));
+    let load = Load::start(
+        &fleet.replica(0).mcp_url(),
+        &["--clients", "2", "--calls", "1", "--hang"],
+    );
+    let in_flight =
+        |fleet: &Fleet| fleet.metric_with(0, "weir_plugin_runs_in_flight", "plugin=\"testbed\"");
+    assert!(
+        wait_for(Duration::from_secs(60), || in_flight(&fleet) == Some(2.0)),
+        "the two calls never were in flight together: {:?}",
+        in_flight(&fleet)
+    );
+    if let Some(mut killed) = fleet.replicas[0].take() {
+        let _ = killed.child.kill();
+        let _ = killed.child.wait();
+    }
+    fleet.replicas[0] = Some(fleet.launch(0));
+    let report = load.finish(Duration::from_secs(60));
+    assert_eq!(report["ok"], 0, "{report}");
+    let errors = report["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 2, "{report}");
+    let modes: std::collections::BTreeSet<_> =
+        errors.iter().filter_map(|e| e["mode"].as_str()).collect();
+    assert_eq!(modes.len(), 2, "one error per revision: {report}");
 }
 
 /// A server dead for one replica is dead for all: its circuit opened on

@@ -1128,6 +1128,15 @@ async fn upstream_tool_changes_reach_the_clients() {
         "{before:?}"
     );
     assert!(!before.contains(&"test.late".to_owned()), "{before:?}");
+    // The test server speaks 2026-07-28: a change is heard once weir's
+    // listen stream is open.
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            scratch.events("listen") >= 1
+        })
+        .await,
+        "weir opened its listen stream"
+    );
     call(&client, "test.enable_late", json!({})).await;
     assert!(
         eventually(Duration::from_secs(30), || async {
@@ -1411,6 +1420,64 @@ fn health_and_readiness_probes() {
         "{unready}"
     );
     assert!(served.stop().success());
+}
+
+/// SIGTERM with a request on its way — its connection open, its header
+/// half sent — waits for it: the stop counts the connection until its
+/// request arrives, then answers it in full before it ends the sessions
+/// (as a replica in a rolling restart must), and exits cleanly.
+#[test]
+fn a_stop_answers_the_request_on_its_way() {
+    use std::io::{Read as _, Write as _};
+    let scratch = Scratch::new("serve-stop-on-its-way");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let mut served = Served::start_with_env(
+        &scratch,
+        &plugins,
+        json!({}),
+        json!({}),
+        &[(
+            "RUST_LOG",
+            std::ffi::OsStr::new("warn,weir_host::serve=info"),
+        )],
+    );
+    let addr = served.addr();
+    let request = support::serve::request_text_2026(
+        &addr,
+        "tools/call",
+        Some("testbed"),
+        json!({"name": "testbed", "arguments": {"input": r#"call:test:sleep:{"ms":200}"#}}),
+        "",
+    );
+    let (first_line, rest) = request.split_once("\r\n").expect("a request line");
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(stream, "{first_line}\r\n").expect("send the request line");
+    stream.flush().expect("flush");
+    let pid = rustix::process::Pid::from_raw(served.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(
+        wait_for(Duration::from_secs(30), || served
+            .log()
+            .contains("stopping: no new requests")),
+        "the stop did not wait for the connection:\n{}",
+        served.log()
+    );
+    stream.write_all(rest.as_bytes()).expect("send the rest");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("ok:slept"), "{reply}");
+    assert!(
+        wait_for(Duration::from_secs(60), || matches!(
+            served.child.try_wait(),
+            Ok(Some(status)) if status.success()
+        )),
+        "weir did not exit cleanly after the stop:\n{}",
+        served.log()
+    );
 }
 
 /// A fleet's view: each replica labels its metrics with `weir.replica`,

@@ -34,6 +34,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Ending, Routes};
+use super::in_flight::Answering;
 use crate::config::HttpLimits;
 
 /// How long a refused connection's `503` may take to write.
@@ -59,10 +60,15 @@ struct Activity {
     header_since: AtomicU64,
     /// Wakes the watchdog when the state changes.
     changed: Notify,
+    /// Counted among what a stop waits for (see [`super::in_flight`])
+    /// until the connection's first request is counted itself, or the
+    /// connection ends: one accepted just before a stop has its request
+    /// on the way.
+    unheard: std::sync::Mutex<Option<Answering>>,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(unheard: Answering) -> Self {
         Self {
             started: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -70,6 +76,14 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             header_since: AtomicU64::new(0),
             changed: Notify::new(),
+            unheard: std::sync::Mutex::new(Some(unheard)),
+        }
+    }
+
+    /// The stop need no longer wait for this connection as such.
+    fn heard(&self) {
+        if let Ok(mut unheard) = self.unheard.lock() {
+            unheard.take();
         }
     }
 
@@ -92,8 +106,10 @@ impl Activity {
         }
     }
 
-    /// A request's header is complete: its response is now in flight.
+    /// A request's header is complete: its response is now in flight
+    /// (and the request counted by the caller).
     fn begin(&self) {
+        self.heard();
         self.served.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.header_since.store(0, Ordering::Release);
@@ -238,9 +254,12 @@ pub async fn serve(
     let connections = tokio_util::task::TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
+    // A stop waits for this listener until it has taken the connections
+    // queued in the kernel (each then counted until its request is).
+    let listening = routes.in_flight().begin();
     let take = |stream: TcpStream, peer: SocketAddr| {
         // An answer goes out in several writes (headers, the stream's
-        // priming event, the result): with Nagle's algorithm on, the last
+        // events, its end): with Nagle's algorithm on, the last
         // waits for the client's delayed ACK, ~40 ms a call.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
@@ -257,9 +276,10 @@ pub async fn serve(
         let routes = routes.clone();
         let stop = stop.clone();
         let limits = limits.clone();
+        let unheard = routes.in_flight().begin();
         connections.spawn(async move {
             let _permit = permit;
-            serve_connection(stream, peer, routes, stop, &limits).await;
+            serve_connection(stream, peer, routes, stop, &limits, unheard).await;
         });
     };
     loop {
@@ -283,6 +303,7 @@ pub async fn serve(
     for (stream, peer) in queued(listener) {
         take(stream, peer);
     }
+    drop(listening);
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
 }
@@ -316,16 +337,21 @@ async fn serve_connection(
     routes: Routes,
     stop: CancellationToken,
     limits: &HttpLimits,
+    unheard: Answering,
 ) {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(unheard));
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let routes = routes.clone();
             let activity = activity.clone();
+            // Counted for a stop until its answer has begun; from then on
+            // an answer that streams counts itself (see `Routes::handle`).
+            let deciding = routes.in_flight().begin();
             activity.begin();
             async move {
                 let response = routes.handle(request).await;
+                drop(deciding);
                 // Done, or dropped: either way the request is over.
                 Ok::<_, Infallible>(
                     response.map(|inner| Ending::new(inner, Box::new(move |_| activity.end()))),
@@ -357,6 +383,7 @@ async fn serve_connection(
             }
         }
     };
+    activity.heard();
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP connection ended");
     }
@@ -391,7 +418,9 @@ mod tests {
             idle_timeout: Duration::from_secs(10),
             ..HttpLimits::default()
         };
-        let activity = Activity::new();
+        let stop_waits_for = super::super::in_flight::InFlight::default();
+        let activity = Activity::new(stop_waits_for.begin());
+        assert_eq!(stop_waits_for.count(), 1, "a new connection is waited for");
         let (_, why) = activity.deadline(&limits).expect("idle has a clock");
         assert!(why.contains("idle"));
         activity.read();
@@ -399,6 +428,7 @@ mod tests {
         assert!(why.contains("header"));
         assert!(at <= tokio::time::Instant::now() + Duration::from_secs(3));
         activity.begin();
+        assert_eq!(stop_waits_for.count(), 0, "its request counts itself");
         assert!(activity.deadline(&limits).is_none(), "busy has none");
         activity.read();
         assert!(activity.deadline(&limits).is_none(), "body bytes are busy");

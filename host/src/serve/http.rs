@@ -108,7 +108,14 @@ impl Routes {
             .with_allowed_hosts(allowed_hosts.clone())
             .with_allowed_origins(origins)
             .with_cancellation_token(stop)
-            .with_max_request_body_bytes(limits.max_body_bytes);
+            .with_max_request_body_bytes(limits.max_body_bytes)
+            // No priming event (an empty event with an id) opening each
+            // response stream: it invites a client whose stream broke
+            // before the answer — its replica died — to resume it, and
+            // weir never resumes a call's stream (`resumes_a_call`).
+            // Without one, such a call fails at once ("SSE stream ended
+            // without a response") and the client can make it again.
+            .with_sse_retry(None);
         // In a fleet, legacy sessions are recorded on Redis, so a client's
         // next request may reach any replica.
         if host.fleet().is_shared() {
@@ -171,6 +178,9 @@ impl Routes {
         }
         match (request.uri().path(), self.mcp.take()) {
             (MCP_PATH, Some(mut mcp)) => {
+                if let Some(event) = resumes_a_call(&request) {
+                    return call_stream_gone(&event);
+                }
                 let (parts, body) = request.into_parts();
                 let body = match self.read_body(body).await {
                     Ok(body) => body,
@@ -537,6 +547,38 @@ fn hangup_headers(
     headers
 }
 
+/// The `Last-Event-ID` of a legacy-session GET that asks to resume a
+/// call's response stream (rmcp's ids for those are `INDEX/REQUEST`; the
+/// session's common stream has bare numbers). weir never resumes one: a
+/// call whose client hung up is cancelled (see `Hangup`), and in a fleet
+/// the stream may have been on another replica, or one that died.
+fn resumes_a_call<B>(request: &Request<B>) -> Option<String> {
+    if request.method() != Method::GET || !request.headers().contains_key(SESSION_HEADER) {
+        return None;
+    }
+    let event = request.headers().get("last-event-id")?.to_str().ok()?;
+    event.contains('/').then(|| event.to_owned())
+}
+
+/// The answer to [`resumes_a_call`]: 405, the spec's "no stream here" for
+/// a GET. rmcp would send an empty stream, which the Python SDK takes as a
+/// cue to reconnect, forever; an error status ends its retries and fails
+/// the call, which the client can then make again.
+fn call_stream_gone(event: &str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "the response stream of event {event} cannot be resumed: weir cancels a call whose \
+             client hangs up, and its replica may be gone; send the request again"
+        ),
+    );
+    response.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static("GET, POST, DELETE"),
+    );
+    response
+}
+
 fn is_event_stream(response: &Response<Body>) -> bool {
     response
         .headers()
@@ -652,6 +694,37 @@ impl HttpBody for Ending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a legacy session's GET naming a call's stream is refused; the
+    /// common stream (bare numbers) and 2026-07-28's resumes go to rmcp.
+    #[test]
+    fn only_a_calls_stream_is_not_resumed() {
+        let get = |headers: &[(&'static str, &'static str)]| {
+            let mut request = Request::builder().method(Method::GET).uri("/mcp");
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            resumes_a_call(&request.body(()).expect("request"))
+        };
+        let session = ("mcp-session-id", "s");
+        assert_eq!(
+            get(&[session, ("last-event-id", "0/3")]).as_deref(),
+            Some("0/3")
+        );
+        assert_eq!(get(&[session, ("last-event-id", "7")]), None);
+        assert_eq!(get(&[session]), None);
+        assert_eq!(get(&[("last-event-id", "0/3")]), None);
+        let post = Request::builder()
+            .method(Method::POST)
+            .header("mcp-session-id", "s")
+            .header("last-event-id", "0/3")
+            .body(())
+            .expect("request");
+        assert_eq!(resumes_a_call(&post), None);
+        let refused = call_stream_gone("0/3");
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(refused.headers().contains_key(hyper::header::ALLOW));
+    }
 
     /// Host names are found in every form an authority takes.
     #[test]

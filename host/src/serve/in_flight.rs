@@ -6,6 +6,12 @@
 //! Streams that never end by themselves (a legacy session's `GET` stream,
 //! a 2026-07-28 `subscriptions/listen`) are not counted: waiting for them
 //! would always cost the whole grace period.
+//!
+//! What may still bring a request is counted too, so that the count is
+//! not zero for a moment while one is on its way: a listener until it has
+//! taken the connections queued in the kernel, a connection until its
+//! first request is counted (or it closes, a second after the stop if
+//! nothing came), a request until its answer has begun.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -256,7 +256,7 @@ pub async fn serve(
         let waiting = requests.count();
         if waiting > 0 {
             tracing::info!(
-                requests = waiting,
+                waiting,
                 "stopping: no new requests; waiting for those in flight"
             );
         }

@@ -34,6 +34,9 @@ impl CappedSessions {
     pub fn new(max: usize, idle: Duration) -> Self {
         let mut inner = LocalSessionManager::default();
         inner.session_config.keep_alive = Some(idle);
+        // No priming event opening a call's stream (see the service's
+        // config in `http`): weir never resumes a call's stream.
+        inner.session_config.sse_retry = None;
         Self {
             inner,
             max: max.max(1),
