@@ -476,19 +476,32 @@ impl Drop for Progress {
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed
+/// when this is called, not when it is first awaited: a signal that comes
+/// while weir is still starting (after `weir serve` printed its start
+/// line, say) is a clean shutdown too, not the default sudden death.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let received = |kind: SignalKind| {
+        let installed = signal(kind);
+        async move {
+            match installed {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    let (interrupt, term) = (
+        received(SignalKind::interrupt()),
+        received(SignalKind::terminate()),
+    );
+    async move {
+        tokio::select! {
+            () = interrupt => {}
+            () = term => {}
+        }
     }
 }
 

@@ -81,7 +81,12 @@ impl Fleet {
     /// State shared through the Redis at `url`. Connects lazily: a Redis
     /// that is down at start is a degraded fleet, not a failed start.
     pub fn redis(url: &str, replica: Option<&str>, metrics: &Metrics) -> Result<Self, FleetError> {
-        let client = redis::Client::open(url).map_err(|e| FleetError::Url(e.to_string()))?;
+        // Each command is a small write awaiting its answer: with Nagle's
+        // algorithm on, a call's second command waits on a delayed ACK.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| FleetError::Url(e.to_string()))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| FleetError::Url(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
