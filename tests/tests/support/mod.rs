@@ -197,17 +197,8 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Waits up to `limit` for `check`; a bound on a wait, never a timing
-/// assertion.
-pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
-}
+/// assertion (the rig's, which the benchmarks use too).
+pub use weir_tests::rig::within as wait_for;
 
 /// [`wait_for`] for async tests: checks with an async closure and sleeps
 /// on the runtime, so the host under test keeps running meanwhile.
