@@ -1434,7 +1434,8 @@ fn a_stop_answers_the_request_on_its_way() {
     let mut served = Served::start_with_env(
         &scratch,
         &plugins,
-        json!({}),
+        // The half-sent header's own clock is not what is tested here.
+        json!({"http_header_timeout_secs": 120}),
         json!({}),
         &[(
             "RUST_LOG",
@@ -1478,6 +1479,36 @@ fn a_stop_answers_the_request_on_its_way() {
         "weir did not exit cleanly after the stop:\n{}",
         served.log()
     );
+}
+
+/// A client dribbling a header does not hold a stop for the grace
+/// period: its header clock still runs, and weir exits once it is out
+/// (grace 600 s, header timeout 1 s; the wait is bounded far below the
+/// grace).
+#[test]
+fn a_dribbling_header_does_not_hold_the_stop() {
+    use std::io::Write as _;
+    let scratch = Scratch::new("serve-stop-dribble");
+    let plugins = plugins_dir(&scratch, &["testbed"]);
+    let mut served = Served::start_with(
+        &scratch,
+        &plugins,
+        json!({"http_header_timeout_secs": 1, "shutdown_grace_secs": 600}),
+    );
+    let mut stream = std::net::TcpStream::connect(served.addr()).expect("connect");
+    stream.write_all(b"POST /mcp HT").expect("a few bytes");
+    stream.flush().expect("flush");
+    let pid = rustix::process::Pid::from_raw(served.child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(
+        wait_for(Duration::from_secs(120), || matches!(
+            served.child.try_wait(),
+            Ok(Some(status)) if status.success()
+        )),
+        "weir waited on a header that never came:\n{}",
+        served.log()
+    );
+    drop(stream);
 }
 
 /// A fleet's view: each replica labels its metrics with `weir.replica`,

@@ -373,8 +373,14 @@ async fn serve_connection(
         }
         () = stop.cancelled() => {
             // Answer the request in progress (or on its way), then close.
+            // A header still dribbling in keeps its clock: a slow client
+            // cannot hold the stop for the whole grace period.
             tokio::select! {
                 result = connection.as_mut() => result,
+                why = activity.expired(limits) => {
+                    tracing::debug!(%peer, why, "HTTP connection closed during the stop");
+                    return;
+                }
                 why = activity.between_requests(FIRST_REQUEST_WAIT) => {
                     tracing::debug!(%peer, why, "HTTP connection closing for the stop");
                     connection.as_mut().graceful_shutdown();
