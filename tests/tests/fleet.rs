@@ -495,6 +495,14 @@ fn calls_in_flight_on_a_killed_replica_fail_at_once() {
     let modes: std::collections::BTreeSet<_> =
         errors.iter().filter_map(|e| e["mode"].as_str()).collect();
     assert_eq!(modes.len(), 2, "one error per revision: {report}");
+    // Each says the connection or its stream went (the SDK's words).
+    for error in &errors {
+        let what = error["error"].as_str().unwrap_or_default();
+        assert!(
+            what.contains("without sending a response") || what.contains("without a response"),
+            "{error}"
+        );
+    }
 }
 
 /// A server dead for one replica is dead for all: its circuit opened on
