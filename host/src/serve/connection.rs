@@ -245,18 +245,31 @@ impl tokio::io::AsyncWrite for Watched {
 
 /// Serves `routes` on `listener` until `stop`, within `limits`;
 /// connections in progress then finish the request they are on.
-pub async fn serve(
+///
+/// A stop waits for the listener from this call on (not from the first
+/// poll of the future, which a stop may come before) until it has taken
+/// the connections queued in the kernel, each then counted until its
+/// request is.
+pub fn serve(
     listener: TcpListener,
     routes: Routes,
     stop: CancellationToken,
     limits: HttpLimits,
+) -> impl Future<Output = ()> {
+    let listening = routes.in_flight().begin();
+    accept(listener, routes, stop, limits, listening)
+}
+
+async fn accept(
+    listener: TcpListener,
+    routes: Routes,
+    stop: CancellationToken,
+    limits: HttpLimits,
+    listening: Answering,
 ) {
     let connections = tokio_util::task::TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
-    // A stop waits for this listener until it has taken the connections
-    // queued in the kernel (each then counted until its request is).
-    let listening = routes.in_flight().begin();
     let take = |stream: TcpStream, peer: SocketAddr| {
         // An answer goes out in several writes (headers, the stream's
         // events, its end): with Nagle's algorithm on, the last
