@@ -1457,8 +1457,7 @@ fn a_stop_answers_the_request_on_its_way() {
         .expect("timeout");
     write!(stream, "{first_line}\r\n").expect("send the request line");
     stream.flush().expect("flush");
-    let pid = rustix::process::Pid::from_raw(served.child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    served.sigterm();
     assert!(
         wait_for(Duration::from_secs(30), || served
             .log()
@@ -1472,10 +1471,7 @@ fn a_stop_answers_the_request_on_its_way() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("ok:slept"), "{reply}");
     assert!(
-        wait_for(Duration::from_secs(60), || matches!(
-            served.child.try_wait(),
-            Ok(Some(status)) if status.success()
-        )),
+        served.exits_cleanly_within(Duration::from_secs(60)),
         "weir did not exit cleanly after the stop:\n{}",
         served.log()
     );
@@ -1498,13 +1494,9 @@ fn a_dribbling_header_does_not_hold_the_stop() {
     let mut stream = std::net::TcpStream::connect(served.addr()).expect("connect");
     stream.write_all(b"POST /mcp HT").expect("a few bytes");
     stream.flush().expect("flush");
-    let pid = rustix::process::Pid::from_raw(served.child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    served.sigterm();
     assert!(
-        wait_for(Duration::from_secs(120), || matches!(
-            served.child.try_wait(),
-            Ok(Some(status)) if status.success()
-        )),
+        served.exits_cleanly_within(Duration::from_secs(120)),
         "weir waited on a header that never came:\n{}",
         served.log()
     );

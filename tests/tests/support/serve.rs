@@ -152,11 +152,25 @@ impl Served {
         format!("{}/metrics", self.base)
     }
 
+    /// Sends SIGTERM, without waiting for weir to stop.
+    pub fn sigterm(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
+    }
+
+    /// Whether weir exited successfully within `limit` (a bound on the
+    /// wait, not a timing).
+    pub fn exits_cleanly_within(&mut self, limit: std::time::Duration) -> bool {
+        super::wait_for(
+            limit,
+            || matches!(self.child.try_wait(), Ok(Some(status)) if status.success()),
+        )
+    }
+
     /// SIGTERM, then the exit status; fails if weir does not stop within
     /// a minute.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
+        self.sigterm();
         let stopped = super::wait_for(std::time::Duration::from_secs(60), || {
             matches!(self.child.try_wait(), Ok(Some(_)))
         });
