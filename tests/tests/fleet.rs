@@ -82,6 +82,14 @@ impl Fleet {
         )
     }
 
+    /// Replica `i` killed outright (SIGKILL), and reaped.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut killed) = self.replicas[i].take() {
+            let _ = killed.child.kill();
+            let _ = killed.child.wait();
+        }
+    }
+
     /// What nginx logged (upstreams refused, closed, timed out).
     fn nginx_log(&self) -> String {
         self.nginx.as_ref().map(Nginx::log).unwrap_or_default()
@@ -371,10 +379,7 @@ fn a_fleet_loses_nothing_but_what_was_in_flight() {
     assert!(load.failures().is_empty(), "{:?}", load.failures());
 
     // One replica killed outright.
-    if let Some(mut killed) = fleet.replicas[2].take() {
-        let _ = killed.child.kill();
-        let _ = killed.child.wait();
-    }
+    fleet.kill(2);
     load.wait_for_more(200);
     let after_kill = load.failures();
     assert!(
@@ -483,10 +488,7 @@ fn calls_in_flight_on_a_killed_replica_fail_at_once() {
         "the two calls never were in flight together: {:?}",
         in_flight(&fleet)
     );
-    if let Some(mut killed) = fleet.replicas[0].take() {
-        let _ = killed.child.kill();
-        let _ = killed.child.wait();
-    }
+    fleet.kill(0);
     fleet.replicas[0] = Some(fleet.launch(0));
     let report = load.finish(Duration::from_secs(60));
     assert_eq!(report["ok"], 0, "{report}");

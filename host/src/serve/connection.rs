@@ -62,8 +62,8 @@ struct Activity {
     changed: Notify,
     /// Counted among what a stop waits for (see [`super::in_flight`])
     /// until the connection's first request is counted itself, or the
-    /// connection ends: one accepted just before a stop has its request
-    /// on the way.
+    /// connection ends (this is dropped with it): one accepted just
+    /// before a stop has its request on the way.
     unheard: std::sync::Mutex<Option<Answering>>,
 }
 
@@ -402,7 +402,6 @@ async fn serve_connection(
             }
         }
     };
-    activity.heard();
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "HTTP connection ended");
     }
